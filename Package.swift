@@ -1,0 +1,54 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+  name: "asyncqueue",
+  platforms: [.macOS(.v14)],
+  products: [
+    .executable(name: "asyncqueue", targets: ["asyncqueue"])
+  ],
+  targets: [
+    // Debian's C libraries, one system-library target each. Each module map points at a
+    // shim header, the only place that includes the library's own headers.
+    .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
+    .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+    .systemLibrary(
+      name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
+    .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+    .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+    // The C half of the Lua runtime: state creation, sandbox limits and every function that
+    // Lua calls into the host, so that no Lua error ever unwinds through a Swift frame.
+    .target(
+      name: "CLuaHost",
+      dependencies: ["CLua"],
+      linkerSettings: [.linkedLibrary("lua5.4-cjson"), .linkedLibrary("lua5.4")]
+    ),
+
+    .target(name: "Support", dependencies: ["COpenSSL"]),
+    .target(name: "LuaRuntime", dependencies: ["CLuaHost"]),
+    .target(name: "HTTPServer", dependencies: ["CMicroHTTPD"]),
+    .target(name: "HTTPClient", dependencies: ["CCurl"]),
+    .target(name: "Storage", dependencies: ["CSQLite", "Support"]),
+    .target(
+      name: "Engine",
+      dependencies: ["Support", "LuaRuntime", "HTTPClient", "Storage"]
+    ),
+    .target(name: "API", dependencies: ["Engine", "HTTPServer", "Support", "Storage"]),
+    .executableTarget(
+      name: "asyncqueue",
+      dependencies: ["API", "Engine", "Support", "Storage", "HTTPServer"]
+    ),
+
+    // A loopback imitation of the six providers, used by the tests and the benchmarks.
+    .target(name: "MockProvider", dependencies: ["HTTPServer", "Support"]),
+
+    .testTarget(
+      name: "AsyncQueueTests",
+      dependencies: [
+        "API", "Engine", "Support", "Storage", "LuaRuntime", "HTTPServer", "HTTPClient",
+        "MockProvider",
+      ]
+    ),
+  ]
+)

@@ -1,0 +1,159 @@
+import Foundation
+
+/// A JSON document as a value: keeps `null` distinct from an absent key and integers distinct
+/// from floating-point numbers, which `JSONSerialization` does not promise on Linux.
+public enum JSONValue: Sendable, Equatable, Hashable {
+  case null
+  case bool(Bool)
+  case int(Int64)
+  case double(Double)
+  case string(String)
+  case array([JSONValue])
+  case object([String: JSONValue])
+}
+
+extension JSONValue: Codable {
+  public init(from decoder: Decoder) throws {
+    let container = try decoder.singleValueContainer()
+    if container.decodeNil() {
+      self = .null
+    } else if let value = try? container.decode(Bool.self) {
+      self = .bool(value)
+    } else if let value = try? container.decode(Int64.self) {
+      self = .int(value)
+    } else if let value = try? container.decode(Double.self) {
+      self = .double(value)
+    } else if let value = try? container.decode(String.self) {
+      self = .string(value)
+    } else if let value = try? container.decode([JSONValue].self) {
+      self = .array(value)
+    } else {
+      self = .object(try container.decode([String: JSONValue].self))
+    }
+  }
+
+  public func encode(to encoder: Encoder) throws {
+    var container = encoder.singleValueContainer()
+    switch self {
+    case .null: try container.encodeNil()
+    case .bool(let value): try container.encode(value)
+    case .int(let value): try container.encode(value)
+    case .double(let value): try container.encode(value)
+    case .string(let value): try container.encode(value)
+    case .array(let value): try container.encode(value)
+    case .object(let value): try container.encode(value)
+    }
+  }
+}
+
+/// The error thrown when text is not valid JSON.
+public struct JSONParseError: Error, CustomStringConvertible, Sendable {
+  public let description: String
+}
+
+extension JSONValue {
+  /// Parses JSON text. Top-level scalars are accepted.
+  public static func parse(_ data: Data) throws(JSONParseError) -> JSONValue {
+    do {
+      return try JSONDecoder().decode(JSONValue.self, from: data)
+    } catch let error as DecodingError {
+      throw JSONParseError(description: Self.describe(error))
+    } catch {
+      throw JSONParseError(description: "invalid JSON: \(error)")
+    }
+  }
+
+  public static func parse(_ text: String) throws(JSONParseError) -> JSONValue {
+    try parse(Data(text.utf8))
+  }
+
+  public static func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
+    try parse(Data(bytes))
+  }
+
+  private static func describe(_ error: DecodingError) -> String {
+    switch error {
+    case .dataCorrupted(let context):
+      let underlying = (context.underlyingError as NSError?)?.userInfo["NSDebugDescription"]
+      if let underlying { return "invalid JSON: \(underlying)" }
+      return "invalid JSON: \(context.debugDescription)"
+    default:
+      return "invalid JSON: \(error)"
+    }
+  }
+
+  /// Serializes to compact JSON text with sorted keys, so equal values give equal bytes.
+  public func serialized() -> String {
+    String(decoding: serializedData(), as: UTF8.self)
+  }
+
+  public func serializedData() -> Data {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    // Encoding a JSONValue cannot fail: every case maps to a JSON value. A non-finite double
+    // is the one exception, and the decoder never produces one.
+    return (try? encoder.encode(self)) ?? Data("null".utf8)
+  }
+}
+
+extension JSONValue {
+  public subscript(key: String) -> JSONValue? {
+    if case .object(let members) = self { return members[key] }
+    return nil
+  }
+
+  public var stringValue: String? {
+    if case .string(let value) = self { return value }
+    return nil
+  }
+
+  public var boolValue: Bool? {
+    if case .bool(let value) = self { return value }
+    return nil
+  }
+
+  public var objectValue: [String: JSONValue]? {
+    if case .object(let value) = self { return value }
+    return nil
+  }
+
+  public var arrayValue: [JSONValue]? {
+    if case .array(let value) = self { return value }
+    return nil
+  }
+
+  /// The value as a number, from an integer or a floating-point case.
+  public var doubleValue: Double? {
+    switch self {
+    case .int(let value): return Double(value)
+    case .double(let value): return value
+    default: return nil
+    }
+  }
+
+  /// The value as an integer, from an integer or an integral floating-point case.
+  public var intValue: Int? {
+    switch self {
+    case .int(let value): return Int(exactly: value)
+    case .double(let value): return Int(exactly: value)
+    default: return nil
+    }
+  }
+
+  public var isNull: Bool { self == .null }
+}
+
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
+  ExpressibleByDictionaryLiteral, ExpressibleByArrayLiteral, ExpressibleByNilLiteral,
+  ExpressibleByFloatLiteral
+{
+  public init(stringLiteral value: String) { self = .string(value) }
+  public init(integerLiteral value: Int64) { self = .int(value) }
+  public init(booleanLiteral value: Bool) { self = .bool(value) }
+  public init(floatLiteral value: Double) { self = .double(value) }
+  public init(nilLiteral: ()) { self = .null }
+  public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+  public init(dictionaryLiteral elements: (String, JSONValue)...) {
+    self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
+  }
+}
