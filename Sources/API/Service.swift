@@ -1,0 +1,161 @@
+import Engine
+import Foundation
+import HTTPServer
+import LuaRuntime
+import Storage
+import Support
+
+/// Everything `asyncqueue serve` is configured with.
+public struct ServiceOptions: Sendable {
+  public var host = "127.0.0.1"
+  public var port: UInt16 = 8080
+  public var dataDirectory = "./data"
+  /// The built-in templates' directory; found automatically when nil.
+  public var builtinProvidersDirectory: String?
+  /// Extra template directories, loaded after the built-in one; later ones win on equal ids.
+  public var providerDirectories: [String] = []
+  public var apiKeys: [String] = []
+  public var webhookSecret: String?
+  public var allowPrivateNetwork = false
+  /// The base URL clients reach this service at; `http://HOST:PORT` when nil.
+  public var publicURL: String?
+  public var scriptStates = 2
+
+  public init() {}
+}
+
+/// The running service: store, engine and HTTP server, started and stopped together.
+public final class Service: @unchecked Sendable {
+  public let options: ServiceOptions
+  public let store: SQLiteStore
+  public let engine: Engine
+  public let logger: Logger
+  private let server: HTTPServer
+  /// A key generated at first start because none was given or stored; shown once.
+  public let generatedAPIKey: String?
+  /// A webhook secret generated at first start; shown once.
+  public let generatedWebhookSecret: String?
+  public let webhookSecret: String
+
+  static let webhookSecretSetting = "webhook_secret"
+
+  public init(options: ServiceOptions, logger: Logger) throws {
+    self.options = options
+    self.logger = logger
+    try FileManager.default.createDirectory(
+      atPath: options.dataDirectory, withIntermediateDirectories: true)
+    store = try SQLiteStore(
+      path: (options.dataDirectory as NSString).appendingPathComponent("asyncqueue.db"))
+
+    var generatedSecret: String?
+    if let given = options.webhookSecret, !given.isEmpty {
+      webhookSecret = given
+    } else if let stored = try store.setting(Self.webhookSecretSetting) {
+      webhookSecret = stored
+    } else {
+      let secret = "whsec_" + Crypto.randomHex(bytes: 32)
+      try store.setSetting(Self.webhookSecretSetting, secret)
+      webhookSecret = secret
+      generatedSecret = secret
+    }
+    generatedWebhookSecret = generatedSecret
+
+    for key in options.apiKeys {
+      try store.addAPIKey(hash: Crypto.sha256Hex(key), teamId: "default", label: "command line")
+      Redactor.shared.register(key)
+    }
+    var generatedKey: String?
+    if options.apiKeys.isEmpty, try store.apiKeyCount() == 0 {
+      let key = "aq_" + Crypto.randomHex(bytes: 24)
+      try store.addAPIKey(hash: Crypto.sha256Hex(key), teamId: "default", label: "first start")
+      generatedKey = key
+    }
+    generatedAPIKey = generatedKey
+
+    let builtin = options.builtinProvidersDirectory ?? Self.findBuiltinProviders()
+    var directories = builtin.map { [$0] } ?? []
+    if builtin == nil {
+      logger.warn(
+        "built-in providers directory not found; set --builtin-providers-dir or run from the repository"
+      )
+    }
+    directories += options.providerDirectories
+    let limits = ScriptLimits()
+    let (catalog, problems) = ProviderCatalog.load(directories: directories, limits: limits)
+    for problem in problems {
+      logger.error("provider script rejected", [("file", problem.file), ("error", problem.message)])
+    }
+    for template in catalog.sortedTemplates {
+      var fields = [("provider", template.id), ("file", template.file)]
+      if let replaced = template.overrides { fields.append(("overrides", replaced)) }
+      logger.debug("provider loaded", fields)
+    }
+
+    let publicURL = options.publicURL ?? "http://\(Self.urlHost(options.host)):\(options.port)"
+    let config = EngineConfig(
+      dataDirectory: options.dataDirectory, publicURL: publicURL,
+      allowPrivateNetwork: options.allowPrivateNetwork, webhookSecret: webhookSecret,
+      scriptLimits: limits, scriptStates: options.scriptStates)
+    engine = try Engine(config: config, store: store, catalog: catalog, logger: logger)
+    let router = APIRouter(
+      engine: engine, authenticator: Authenticator(store: store), logger: logger)
+    server = HTTPServer(
+      host: options.host, port: options.port, maxBodyBytes: APIRouter.maxBodyBytes,
+      handler: { router.handle($0) })
+  }
+
+  /// Starts the engine, then the HTTP server.
+  public func start() throws {
+    try engine.start()
+    try server.start()
+    logger.info(
+      "listening",
+      [
+        ("host", options.host), ("port", String(server.port)),
+        ("providers", engine.catalog.templates.keys.sorted().joined(separator: ",")),
+      ])
+  }
+
+  /// The bound port; useful when the options asked for port 0.
+  public var port: UInt16 { server.port }
+
+  public func stop() {
+    server.stop()
+    engine.stop()
+    logger.info("stopped")
+  }
+
+  /// Reads the stored webhook secret without starting anything.
+  public static func storedWebhookSecret(dataDirectory: String) throws -> String? {
+    let path = (dataDirectory as NSString).appendingPathComponent("asyncqueue.db")
+    guard FileManager.default.fileExists(atPath: path) else { return nil }
+    return try SQLiteStore(path: path).setting(webhookSecretSetting)
+  }
+
+  private static func urlHost(_ host: String) -> String {
+    host.contains(":") ? "[\(host)]" : host
+  }
+
+  /// Looks for the built-in `providers/` folder: beside the working directory, then in the
+  /// folders above the executable (a build tree inside the repository), then the install path.
+  public static func findBuiltinProviders() -> String? {
+    let files = FileManager.default
+    func isProviders(_ path: String) -> Bool {
+      files.fileExists(atPath: (path as NSString).appendingPathComponent("fal.lua"))
+    }
+    let local = (files.currentDirectoryPath as NSString).appendingPathComponent("providers")
+    if isProviders(local) { return local }
+    var directory = (CommandLine.arguments.first.map { URL(fileURLWithPath: $0) }
+      ?? URL(fileURLWithPath: "/")).resolvingSymlinksInPath().deletingLastPathComponent()
+    for _ in 0..<6 {
+      let candidate = directory.appendingPathComponent("providers").path
+      if isProviders(candidate) { return candidate }
+      directory = directory.deletingLastPathComponent()
+    }
+    for path in ["/usr/local/share/asyncqueue/providers", "/usr/share/asyncqueue/providers"]
+    where isProviders(path) {
+      return path
+    }
+    return nil
+  }
+}

@@ -1,0 +1,358 @@
+import Foundation
+import HTTPClient
+import LuaRuntime
+import Storage
+import Support
+
+/// Settings the engine runs with.
+public struct EngineConfig: Sendable {
+  public var dataDirectory: String
+  /// The service's own base URL, used in result file links, e.g. `http://127.0.0.1:8080`.
+  public var publicURL: String
+  public var allowPrivateNetwork: Bool
+  public var webhookSecret: String
+  public var scriptLimits: ScriptLimits
+  /// Lua states that run hooks in parallel.
+  public var scriptStates: Int
+  /// Task steps (HTTP exchanges with their hook calls) in flight at once.
+  public var maxConcurrentSteps: Int
+  /// Seconds after a task ends during which an undelivered webhook is retried.
+  public var webhookRetention: Double
+  /// Seconds allowed for each webhook attempt.
+  public var webhookTimeout: Double
+  /// Largest provider or target response the engine reads, in bytes.
+  public var maxResponseBytes: Int
+
+  public init(
+    dataDirectory: String, publicURL: String, allowPrivateNetwork: Bool, webhookSecret: String,
+    scriptLimits: ScriptLimits = ScriptLimits(), scriptStates: Int = 2,
+    maxConcurrentSteps: Int = 2048, webhookRetention: Double = 86400, webhookTimeout: Double = 10,
+    maxResponseBytes: Int = 256 << 20
+  ) {
+    self.dataDirectory = dataDirectory
+    self.publicURL = publicURL
+    self.allowPrivateNetwork = allowPrivateNetwork
+    self.webhookSecret = webhookSecret
+    self.scriptLimits = scriptLimits
+    self.scriptStates = scriptStates
+    self.maxConcurrentSteps = maxConcurrentSteps
+    self.webhookRetention = webhookRetention
+    self.webhookTimeout = webhookTimeout
+    self.maxResponseBytes = maxResponseBytes
+  }
+}
+
+/// Runs tasks: keeps each active task's next step time, takes due steps in priority order and
+/// commits every state change to the store before acting on it.
+public final class Engine: @unchecked Sendable {
+  public let store: TaskStore
+  public let catalog: ProviderCatalog
+  public let config: EngineConfig
+  let scripts: ScriptPool
+  let client: CurlClient
+  let logger: Logger
+  let webhooks: WebhookDispatcher
+
+  private let lock = NSLock()
+  // Guarded by `lock`.
+  private var active: [String: TaskRecord] = [:]
+  private var queue = DueQueue()
+  private var running: Set<String> = []
+  private var waiters: [String: [DispatchSemaphore]] = [:]
+  private var reportedStatuses: Set<String> = []
+  private var stopping = false
+
+  private let wake = DispatchSemaphore(value: 0)
+  private var schedulerThread: Thread?
+  private let schedulerStopped = DispatchSemaphore(value: 0)
+
+  public init(config: EngineConfig, store: TaskStore, catalog: ProviderCatalog, logger: Logger)
+    throws
+  {
+    self.config = config
+    self.store = store
+    self.catalog = catalog
+    self.logger = logger
+    self.scripts = try ScriptPool(
+      catalog: catalog, size: config.scriptStates, limits: config.scriptLimits, logger: logger)
+    self.client = CurlClient(
+      allowPrivateNetwork: config.allowPrivateNetwork, userAgent: "asyncqueue/0.1")
+    self.webhooks = WebhookDispatcher(
+      store: store, client: client, secret: config.webhookSecret, logger: logger,
+      retention: config.webhookRetention, timeout: config.webhookTimeout)
+    Redactor.shared.register(config.webhookSecret)
+  }
+
+  /// Loads unfinished work from the store and starts the scheduler and webhook delivery.
+  public func start() throws(StorageError) {
+    let tasks = try store.activeTasks()
+    var recovered: [TaskRecord] = []
+    for var task in tasks {
+      registerSecrets(task)
+      if let ended = recoverAfterRestart(&task) {
+        try store.saveTask(task, delivery: ended)
+        if let ended { webhooks.enqueue(ended) }
+        if task.status.isTerminal { continue }
+      }
+      recovered.append(task)
+    }
+    lock.lock()
+    for task in recovered {
+      active[task.id] = task
+      queue.push(id: task.id, at: task.nextRunAt ?? Timestamp.now(), priority: task.priority)
+    }
+    lock.unlock()
+    if !recovered.isEmpty {
+      logger.info("resuming unfinished tasks", [("count", String(recovered.count))])
+    }
+    try webhooks.start()
+
+    let thread = Thread { [unowned self] in self.schedulerLoop() }
+    thread.name = "asyncqueue-scheduler"
+    schedulerThread = thread
+    thread.start()
+  }
+
+  /// Stops taking new steps and waits for the scheduler thread; steps in flight are abandoned
+  /// and resume at the next start.
+  public func stop() {
+    lock.lock()
+    let alreadyStopping = stopping
+    stopping = true
+    lock.unlock()
+    guard !alreadyStopping, schedulerThread != nil else { return }
+    wake.signal()
+    schedulerStopped.wait()
+    webhooks.stop()
+    client.shutdown()
+  }
+
+  // MARK: Tasks from the API
+
+  /// Stores a new task and schedules its first step.
+  public func createTask(_ task: TaskRecord) throws(StorageError) {
+    registerSecrets(task)
+    try store.insertTask(task)
+    lock.lock()
+    active[task.id] = task
+    queue.push(id: task.id, at: task.nextRunAt ?? Timestamp.now(), priority: task.priority)
+    lock.unlock()
+    wake.signal()
+    logger.debug("task created", fields(task))
+  }
+
+  /// The task, from memory while active, else from the store; nil for another team's task.
+  public func task(id: String, teamId: String) throws(StorageError) -> TaskRecord? {
+    lock.lock()
+    let cached = active[id]
+    lock.unlock()
+    var found = cached
+    if found == nil { found = try store.task(id: id) }
+    guard let found, found.teamId == teamId else { return nil }
+    return found
+  }
+
+  /// Blocks until the task's status differs from `status` or `timeout` seconds pass.
+  public func waitForStatusChange(id: String, from status: TaskStatus, timeout: Double) {
+    let signal = DispatchSemaphore(value: 0)
+    lock.lock()
+    if let current = active[id], current.status == status {
+      waiters[id, default: []].append(signal)
+      lock.unlock()
+    } else {
+      lock.unlock()
+      return
+    }
+    _ = signal.wait(timeout: .now() + timeout)
+    lock.lock()
+    waiters[id]?.removeAll { $0 === signal }
+    if waiters[id]?.isEmpty == true { waiters[id] = nil }
+    lock.unlock()
+  }
+
+  /// The path of a task's stored result file.
+  public func resultFilePath(_ task: TaskRecord) -> String? {
+    guard let file = task.resultFile else { return nil }
+    return (resultDirectory(task.id) as NSString).appendingPathComponent(file.name)
+  }
+
+  func resultDirectory(_ taskId: String) -> String {
+    ((config.dataDirectory as NSString).appendingPathComponent("results") as NSString)
+      .appendingPathComponent(taskId)
+  }
+
+  public var activeTaskCount: Int {
+    lock.lock()
+    defer { lock.unlock() }
+    return active.count
+  }
+
+  // MARK: Commit
+
+  /// Commits a task change, queues its webhook when it ended and wakes long-poll waiters.
+  func commit(_ task: TaskRecord) throws(StorageError) {
+    var delivery: DeliveryRecord?
+    if task.status.isTerminal, let url = task.onCompleteUrl {
+      delivery = webhooks.makeDelivery(for: task, url: url, baseURL: config.publicURL)
+    }
+    try store.saveTask(task, delivery: delivery)
+    lock.lock()
+    let previous = active[task.id]
+    if task.status.isTerminal {
+      active[task.id] = nil
+    } else {
+      active[task.id] = task
+    }
+    var released: [DispatchSemaphore] = []
+    if previous?.status != task.status {
+      released = waiters.removeValue(forKey: task.id) ?? []
+    }
+    lock.unlock()
+    released.forEach { $0.signal() }
+    if let delivery { webhooks.enqueue(delivery) }
+    if previous?.status != task.status {
+      logger.info("task \(task.status.rawValue)", fields(task) + statusFields(task))
+    }
+  }
+
+  private func statusFields(_ task: TaskRecord) -> [(String, String)] {
+    var extra: [(String, String)] = []
+    if let error = task.error, task.status.isTerminal { extra.append(("error", error)) }
+    return extra
+  }
+
+  func fields(_ task: TaskRecord) -> [(String, String)] {
+    var list = [("task", task.id)]
+    if let provider = task.provider { list.append(("provider", provider)) }
+    if task.pollConfig != nil { list.append(("provider", "custom")) }
+    return list
+  }
+
+  /// Logs an unknown provider status value once per provider and value.
+  func reportUnknownStatus(_ task: TaskRecord, value: String) {
+    let key = (task.provider ?? "custom") + "\u{0}" + value
+    lock.lock()
+    let isNew = reportedStatuses.insert(key).inserted
+    lock.unlock()
+    if isNew {
+      logger.warn(
+        "provider reported a status value the template does not know; polling continues",
+        fields(task) + [("status", value)])
+    }
+  }
+
+  private func registerSecrets(_ task: TaskRecord) {
+    for (name, value) in task.headers where TaskPresenter.isSensitiveHeader(name) {
+      Redactor.shared.register(value)
+      // "Bearer abc…" and "Key abc…" also hide the bare token.
+      if let space = value.firstIndex(of: " ") {
+        Redactor.shared.register(String(value[value.index(after: space)...]))
+      }
+    }
+  }
+
+  // MARK: Scheduler
+
+  private func schedulerLoop() {
+    while true {
+      let now = Timestamp.now()
+      lock.lock()
+      if stopping {
+        lock.unlock()
+        break
+      }
+      var due: [(id: String, priority: Int)] = []
+      let capacity = config.maxConcurrentSteps - running.count
+      while due.count < capacity, let entry = queue.peek(), entry.at <= now {
+        queue.pop()
+        guard let task = active[entry.id], !running.contains(entry.id) else { continue }
+        // A task rescheduled to a later time has another entry; this one is stale.
+        if let next = task.nextRunAt, next > now + 0.001 { continue }
+        running.insert(entry.id)
+        due.append((entry.id, task.priority))
+      }
+      let nextAt = queue.peek()?.at
+      lock.unlock()
+
+      due.sort { $0.priority > $1.priority }
+      for item in due {
+        Task.detached { [self] in await self.runStep(item.id) }
+      }
+      let wait = nextAt.map { max(0, min($0 - Timestamp.now(), 1)) } ?? 1
+      _ = self.wake.wait(timeout: .now() + wait)
+    }
+    schedulerStopped.signal()
+  }
+
+  private func runStep(_ id: String) async {
+    let snapshot = lock.withLock { active[id] }
+    if var task = snapshot {
+      do {
+        try await advance(&task)
+      } catch {
+        logger.error(
+          "cannot save task state; retrying in 5 s", fields(task) + [("error", "\(error)")])
+        lock.withLock {
+          if var current = active[id] {
+            current.nextRunAt = Timestamp.now() + 5
+            active[id] = current
+          }
+        }
+      }
+    }
+    lock.withLock {
+      running.remove(id)
+      if let task = active[id], let next = task.nextRunAt {
+        queue.push(id: id, at: next, priority: task.priority)
+      }
+    }
+    wake.signal()
+  }
+}
+
+/// A min-heap of (time, id) entries: the scheduler's timer queue.
+struct DueQueue {
+  struct Entry {
+    let at: Double
+    let priority: Int
+    let id: String
+  }
+
+  private var heap: [Entry] = []
+
+  var count: Int { heap.count }
+
+  func peek() -> Entry? { heap.first }
+
+  mutating func push(id: String, at: Double, priority: Int) {
+    heap.append(Entry(at: at, priority: priority, id: id))
+    var child = heap.count - 1
+    while child > 0 {
+      let parent = (child - 1) / 2
+      guard precedes(heap[child], heap[parent]) else { break }
+      heap.swapAt(child, parent)
+      child = parent
+    }
+  }
+
+  mutating func pop() {
+    guard !heap.isEmpty else { return }
+    heap.swapAt(0, heap.count - 1)
+    heap.removeLast()
+    var parent = 0
+    while true {
+      let left = 2 * parent + 1
+      let right = left + 1
+      var first = parent
+      if left < heap.count && precedes(heap[left], heap[first]) { first = left }
+      if right < heap.count && precedes(heap[right], heap[first]) { first = right }
+      if first == parent { break }
+      heap.swapAt(parent, first)
+      parent = first
+    }
+  }
+
+  private func precedes(_ lhs: Entry, _ rhs: Entry) -> Bool {
+    lhs.at < rhs.at || (lhs.at == rhs.at && lhs.priority > rhs.priority)
+  }
+}

@@ -1,0 +1,174 @@
+import Foundation
+import HTTPClient
+import Storage
+import Support
+
+/// Delivers completion webhooks: signed POSTs retried with backoff until a 2xx answer or until
+/// the retention period after the task ended passes. Every attempt is recorded.
+final class WebhookDispatcher: @unchecked Sendable {
+  private let store: TaskStore
+  private let client: CurlClient
+  private let secret: String
+  private let logger: Logger
+  private let retention: Double
+  private let timeout: Double
+
+  private let lock = NSLock()
+  // Guarded by `lock`.
+  private var pending: [Int64: DeliveryRecord] = [:]
+  private var inFlight: Set<Int64> = []
+  private var stopping = false
+  private let wake = DispatchSemaphore(value: 0)
+  private let stopped = DispatchSemaphore(value: 0)
+  private var started = false
+
+  init(
+    store: TaskStore, client: CurlClient, secret: String, logger: Logger, retention: Double,
+    timeout: Double
+  ) {
+    self.store = store
+    self.client = client
+    self.secret = secret
+    self.logger = logger
+    self.retention = retention
+    self.timeout = timeout
+  }
+
+  func makeDelivery(for task: TaskRecord, url: String, baseURL: String) -> DeliveryRecord {
+    let event = "task." + task.status.rawValue
+    let payload: JSONValue = [
+      "event": .string(event), "task": TaskPresenter.json(task, baseURL: baseURL),
+    ]
+    return DeliveryRecord(
+      taskId: task.id, teamId: task.teamId, url: url, event: event,
+      payload: Array(payload.serializedData()), createdAt: Timestamp.now())
+  }
+
+  /// Loads undelivered webhooks and starts the delivery thread.
+  func start() throws(StorageError) {
+    let stored = try store.pendingDeliveries()
+    lock.withLock {
+      for delivery in stored { pending[delivery.id] = delivery }
+      started = true
+    }
+    let thread = Thread { [unowned self] in self.loop() }
+    thread.name = "asyncqueue-webhooks"
+    thread.start()
+  }
+
+  func stop() {
+    let wasStarted = lock.withLock {
+      stopping = true
+      return started
+    }
+    guard wasStarted else { return }
+    wake.signal()
+    stopped.wait()
+  }
+
+  /// Queues a delivery that is already committed to the store. Deliveries are re-read from the
+  /// store to learn their ids, so this takes the task id and looks the new row up.
+  func enqueue(_ delivery: DeliveryRecord) {
+    guard let stored = try? store.deliveries(taskId: delivery.taskId) else { return }
+    lock.withLock {
+      for record in stored where record.nextAttemptAt != nil && record.deliveredAt == nil {
+        if pending[record.id] == nil && !inFlight.contains(record.id) {
+          pending[record.id] = record
+        }
+      }
+    }
+    wake.signal()
+  }
+
+  private func loop() {
+    while true {
+      let now = Timestamp.now()
+      var due: [DeliveryRecord] = []
+      var nextAt = now + 1
+      let shouldStop = lock.withLock {
+        if stopping { return true }
+        for (id, delivery) in pending where !inFlight.contains(id) {
+          let at = delivery.nextAttemptAt ?? now
+          if at <= now {
+            due.append(delivery)
+            inFlight.insert(id)
+          } else {
+            nextAt = min(nextAt, at)
+          }
+        }
+        return false
+      }
+      if shouldStop { break }
+      for delivery in due {
+        Task.detached { [self] in await self.attempt(delivery) }
+      }
+      _ = wake.wait(timeout: .now() + max(0.005, min(nextAt - Timestamp.now(), 1)))
+    }
+    stopped.signal()
+  }
+
+  private func attempt(_ original: DeliveryRecord) async {
+    var delivery = original
+    let started = Timestamp.now()
+    let timestamp = Int(started)
+    let request = ClientRequest(
+      method: "POST", url: delivery.url,
+      headers: [
+        ("Content-Type", "application/json"),
+        ("X-AsyncQueue-Signature", WebhookSignature.header(secret: secret, timestamp: timestamp, body: delivery.payload)),
+        ("X-AsyncQueue-Task-Id", delivery.taskId),
+        ("X-AsyncQueue-Event", delivery.event),
+        ("X-AsyncQueue-Delivery-Id", String(delivery.id)),
+      ],
+      body: delivery.payload, timeout: timeout, maxResponseBytes: 1 << 20, followRedirects: false)
+    let outcome = await client.send(request)
+    let latency = Int((Timestamp.now() - started) * 1000)
+    delivery.attempts += 1
+    var statusCode: Int?
+    var failure: String?
+    switch outcome {
+    case .success(let response):
+      statusCode = response.statusCode
+      if !(200..<300).contains(response.statusCode) {
+        failure = "HTTP \(response.statusCode)"
+      }
+    case .failure(let error):
+      failure = error.message
+    }
+    delivery.lastStatus = statusCode
+    delivery.lastError = failure
+    let fields = [("task", delivery.taskId), ("url", delivery.url), ("attempt", String(delivery.attempts))]
+    if failure == nil {
+      delivery.deliveredAt = Timestamp.now()
+      delivery.nextAttemptAt = nil
+      logger.info("webhook delivered", fields + [("status", String(statusCode ?? 0))])
+    } else {
+      let next = Timestamp.now() + Backoff.webhookDelay(attempt: delivery.attempts)
+      if next > delivery.createdAt + retention {
+        delivery.nextAttemptAt = nil
+        logger.error("webhook abandoned after retention period", fields + [("error", failure ?? "")])
+      } else {
+        delivery.nextAttemptAt = next
+        logger.warn("webhook failed; will retry", fields + [("error", failure ?? "")])
+      }
+    }
+    let attempt = DeliveryAttempt(
+      deliveryId: delivery.id, at: started, statusCode: statusCode, latencyMs: latency,
+      error: failure)
+    do {
+      try store.saveDelivery(delivery, attempt: attempt)
+    } catch {
+      logger.error("cannot record webhook attempt", fields + [("error", "\(error)")])
+    }
+    let record = delivery
+    lock.withLock {
+      inFlight.remove(record.id)
+      if record.nextAttemptAt == nil {
+        pending[record.id] = nil
+      } else {
+        pending[record.id] = record
+      }
+    }
+    wake.signal()
+  }
+}

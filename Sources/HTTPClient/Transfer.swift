@@ -1,0 +1,195 @@
+import CCurl
+import Foundation
+
+/// One request's state while curl works on it. Touched only by the event-loop thread once
+/// handed over.
+final class Transfer: @unchecked Sendable {
+  let request: ClientRequest
+  let policy: AddressPolicy
+  private var continuation: CheckedContinuation<Result<ClientResponse, ClientError>, Never>?
+  private var responseBody: [UInt8] = []
+  private var responseHeaders: [String: String] = [:]
+  private var headerList: UnsafeMutablePointer<curl_slist>?
+  private var retained: Unmanaged<Transfer>?
+  private let startedAt = DispatchTime.now()
+  var bodyTooLarge = false
+  var refusedAddress: String?
+
+  init(
+    request: ClientRequest, policy: AddressPolicy,
+    continuation: CheckedContinuation<Result<ClientResponse, ClientError>, Never>
+  ) {
+    self.request = request
+    self.policy = policy
+    self.continuation = continuation
+  }
+
+  deinit {
+    curl_slist_free_all(headerList)
+  }
+
+  /// Builds the easy handle; on a bad request, completes the transfer and returns nil.
+  func makeHandle(userAgent: String) -> UnsafeMutableRawPointer? {
+    guard let easy = curl_easy_init() else {
+      fail(ClientError(.invalidRequest, "cannot create a curl handle"))
+      return nil
+    }
+    let context = Unmanaged.passRetained(self)
+    retained = context
+    let opaque = context.toOpaque()
+
+    aq_curl_setopt_string(easy, CURLOPT_URL, request.url)
+    aq_curl_setopt_string(easy, CURLOPT_PROTOCOLS_STR, "http,https")
+    aq_curl_setopt_string(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
+    aq_curl_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
+    aq_curl_setopt_long(easy, CURLOPT_FOLLOWLOCATION, request.followRedirects ? 1 : 0)
+    aq_curl_setopt_long(easy, CURLOPT_MAXREDIRS, 5)
+    aq_curl_setopt_long(easy, CURLOPT_TIMEOUT_MS, max(1, Int(request.timeout * 1000)))
+    aq_curl_setopt_long(
+      easy, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(min(request.timeout, 10) * 1000)))
+    aq_curl_setopt_string(easy, CURLOPT_ACCEPT_ENCODING, "")
+    aq_curl_setopt_string(easy, CURLOPT_USERAGENT, userAgent)
+    aq_curl_setopt_pointer(easy, CURLOPT_PRIVATE, opaque)
+
+    aq_curl_setopt_data_callback(easy, CURLOPT_WRITEFUNCTION, Self.receiveBody)
+    aq_curl_setopt_pointer(easy, CURLOPT_WRITEDATA, opaque)
+    aq_curl_setopt_data_callback(easy, CURLOPT_HEADERFUNCTION, Self.receiveHeader)
+    aq_curl_setopt_pointer(easy, CURLOPT_HEADERDATA, opaque)
+    aq_curl_setopt_prereq_callback(easy, Self.checkAddress)
+    aq_curl_setopt_pointer(easy, CURLOPT_PREREQDATA, opaque)
+
+    setMethodAndBody(easy)
+
+    // An empty Expect header stops curl from waiting for "100 Continue" on large bodies.
+    headerList = curl_slist_append(headerList, "Expect:")
+    for (name, value) in request.headers {
+      let line = value.isEmpty ? "\(name);" : "\(name): \(value)"
+      headerList = curl_slist_append(headerList, line)
+    }
+    aq_curl_setopt_pointer(easy, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList))
+    return easy
+  }
+
+  private func setMethodAndBody(_ easy: UnsafeMutableRawPointer) {
+    let method = request.method.uppercased()
+    switch method {
+    case "GET": aq_curl_setopt_long(easy, CURLOPT_HTTPGET, 1)
+    case "HEAD": aq_curl_setopt_long(easy, CURLOPT_NOBODY, 1)
+    default: aq_curl_setopt_string(easy, CURLOPT_CUSTOMREQUEST, method)
+    }
+    guard method != "GET", method != "HEAD" else { return }
+    let body = request.body ?? []
+    if method == "POST" || !body.isEmpty {
+      aq_curl_setopt_offset(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+      body.withUnsafeBufferPointer { buffer in
+        // COPYPOSTFIELDS copies the bytes, so the buffer need not outlive this call. An empty
+        // body still needs a valid pointer.
+        let pointer = buffer.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
+        var empty: UInt8 = 0
+        aq_curl_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, pointer ?? withUnsafeMutablePointer(to: &empty) { UnsafeMutableRawPointer($0) })
+      }
+      if method != "POST" { aq_curl_setopt_string(easy, CURLOPT_CUSTOMREQUEST, method) }
+    }
+  }
+
+  func finish(code: CURLcode, handle: UnsafeMutableRawPointer) {
+    if code == CURLE_OK {
+      var status = 0
+      aq_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+      let elapsed = Double(DispatchTime.now().uptimeNanoseconds - startedAt.uptimeNanoseconds)
+      complete(
+        .success(
+          ClientResponse(
+            statusCode: status, headers: responseHeaders, body: responseBody,
+            durationMs: elapsed / 1_000_000)))
+      return
+    }
+    fail(error(for: code))
+  }
+
+  func fail(_ error: ClientError) {
+    complete(.failure(error))
+  }
+
+  private func complete(_ result: Result<ClientResponse, ClientError>) {
+    continuation?.resume(returning: result)
+    continuation = nil
+    retained?.release()
+    retained = nil
+  }
+
+  private func error(for code: CURLcode) -> ClientError {
+    let reason = String(cString: curl_easy_strerror(code))
+    if let refusedAddress {
+      return ClientError(
+        .addressNotAllowed,
+        "\(request.url) resolves to \(refusedAddress), a loopback or private address; "
+          + "start the service with --allow-private-network to allow it")
+    }
+    if bodyTooLarge {
+      return ClientError(
+        .responseTooLarge,
+        "response from \(request.url) exceeds \(request.maxResponseBytes) bytes")
+    }
+    switch code {
+    case CURLE_OPERATION_TIMEDOUT:
+      return ClientError(
+        .timeout, "request to \(request.url) timed out after \(request.timeout) s")
+    case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_PROXY:
+      return ClientError(.connect, "cannot connect to \(request.url): \(reason)")
+    case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL:
+      return ClientError(.invalidRequest, "invalid URL \(request.url): \(reason)")
+    default:
+      return ClientError(.network, "request to \(request.url) failed: \(reason)")
+    }
+  }
+
+  // MARK: C callbacks (run on the event-loop thread)
+
+  private static let receiveBody: aq_curl_data_callback = { data, size, count, context in
+    guard let context, let data else { return 0 }
+    let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+    let length = size * count
+    if transfer.responseBody.count + length > transfer.request.maxResponseBytes {
+      transfer.bodyTooLarge = true
+      return 0
+    }
+    data.withMemoryRebound(to: UInt8.self, capacity: length) { bytes in
+      transfer.responseBody.append(contentsOf: UnsafeBufferPointer(start: bytes, count: length))
+    }
+    return length
+  }
+
+  private static let receiveHeader: aq_curl_data_callback = { data, size, count, context in
+    guard let context, let data else { return 0 }
+    let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+    let length = size * count
+    let line = data.withMemoryRebound(to: UInt8.self, capacity: length) {
+      String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+    }
+    if line.hasPrefix("HTTP/") {
+      // A new status line starts a new response (after a redirect or "100 Continue").
+      transfer.responseHeaders.removeAll()
+      transfer.responseBody.removeAll()
+      return length
+    }
+    guard let colon = line.firstIndex(of: ":") else { return length }
+    let name = line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
+    let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+    if let existing = transfer.responseHeaders[name] {
+      transfer.responseHeaders[name] = existing + ", " + value
+    } else {
+      transfer.responseHeaders[name] = value
+    }
+    return length
+  }
+
+  private static let checkAddress: aq_curl_prereq_callback = { context, primaryIP, _, _, _ in
+    guard let context, let primaryIP else { return 1 }
+    let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+    let address = String(cString: primaryIP)
+    if transfer.policy.allows(address) { return 0 }
+    transfer.refusedAddress = address
+    return 1  // CURL_PREREQFUNC_ABORT
+  }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Synchronization
+
+/// Severity of a log line, in increasing order.
+public enum LogLevel: Int, Sendable, Comparable, CustomStringConvertible {
+  case debug, info, warn, error
+
+  public static func < (lhs: LogLevel, rhs: LogLevel) -> Bool { lhs.rawValue < rhs.rawValue }
+
+  public var description: String {
+    switch self {
+    case .debug: "debug"
+    case .info: "info"
+    case .warn: "warn"
+    case .error: "error"
+    }
+  }
+
+  public init?(name: String) {
+    switch name.lowercased() {
+    case "debug": self = .debug
+    case "info": self = .info
+    case "warn", "warning": self = .warn
+    case "error": self = .error
+    default: return nil
+    }
+  }
+}
+
+/// Writes one line per event to stderr: `time level message key=value …`.
+///
+/// Fields ride beside the message (`task=… provider=…`) so log tools can filter on them. Values
+/// pass through `Redactor` first, so a credential that reaches a field or a message is printed
+/// as `***`.
+public final class Logger: Sendable {
+  public let minimumLevel: LogLevel
+  public let format: Format
+  private let sink: @Sendable (String) -> Void
+
+  public enum Format: String, Sendable { case text, json }
+
+  public init(
+    minimumLevel: LogLevel = .info, format: Format = .text,
+    sink: @escaping @Sendable (String) -> Void = Logger.standardError
+  ) {
+    self.minimumLevel = minimumLevel
+    self.format = format
+    self.sink = sink
+  }
+
+  public static let standardError: @Sendable (String) -> Void = { line in
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+  }
+
+  public func log(_ level: LogLevel, _ message: String, _ fields: [(String, String)] = []) {
+    guard level >= minimumLevel else { return }
+    let time = Timestamp.iso8601(Date())
+    let safeMessage = Redactor.shared.redact(message)
+    let safeFields = fields.map { ($0.0, Redactor.shared.redact($0.1)) }
+    switch format {
+    case .text:
+      var line = "\(time) \(level) \(safeMessage)"
+      for (key, value) in safeFields {
+        line += " \(key)=\(Self.quoteIfNeeded(value))"
+      }
+      sink(line)
+    case .json:
+      var object: [String: JSONValue] = [
+        "time": .string(time), "level": .string(level.description), "msg": .string(safeMessage),
+      ]
+      for (key, value) in safeFields { object[key] = .string(value) }
+      sink(JSONValue.object(object).serialized())
+    }
+  }
+
+  public func debug(_ message: String, _ fields: [(String, String)] = []) {
+    log(.debug, message, fields)
+  }
+  public func info(_ message: String, _ fields: [(String, String)] = []) {
+    log(.info, message, fields)
+  }
+  public func warn(_ message: String, _ fields: [(String, String)] = []) {
+    log(.warn, message, fields)
+  }
+  public func error(_ message: String, _ fields: [(String, String)] = []) {
+    log(.error, message, fields)
+  }
+
+  private static func quoteIfNeeded(_ value: String) -> String {
+    if value.isEmpty || value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" }) {
+      let escaped = value.replacingOccurrences(of: "\\", with: "\\\\")
+        .replacingOccurrences(of: "\"", with: "\\\"")
+      return "\"\(escaped)\""
+    }
+    return value
+  }
+}
+
+/// Replaces every registered secret with `***` in text bound for logs.
+///
+/// The engine registers each credential it handles (API keys, webhook secrets, provider auth
+/// header values) so that no code path can print one, even through an error message that quotes
+/// a request.
+public final class Redactor: Sendable {
+  public static let shared = Redactor()
+
+  private let secrets = Mutex<Set<String>>([])
+
+  /// Registers a secret. Values shorter than 6 characters are ignored, because masking them
+  /// would garble ordinary words.
+  public func register(_ secret: String) {
+    guard secret.count >= 6 else { return }
+    _ = secrets.withLock { $0.insert(secret) }
+  }
+
+  public func redact(_ text: String) -> String {
+    let current = secrets.withLock { $0 }
+    guard !current.isEmpty else { return text }
+    var result = text
+    for secret in current where result.contains(secret) {
+      result = result.replacingOccurrences(of: secret, with: "***")
+    }
+    return result
+  }
+}
