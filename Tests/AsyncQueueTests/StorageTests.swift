@@ -1,0 +1,116 @@
+import Foundation
+import Storage
+import Support
+import Testing
+
+func temporaryDirectory(_ name: String) -> String {
+  let path = NSTemporaryDirectory() + "asyncqueue-\(name)-\(UUID().uuidString.prefix(8))"
+  try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+  return path
+}
+
+@Suite struct StorageTests {
+  func sampleTask(id: String = UUID().uuidString, team: String = "t1") -> TaskRecord {
+    TaskRecord(
+      id: id, teamId: team, status: .pending, targetUrl: "https://example.com", method: "POST",
+      headers: ["Authorization": "Key secret"], body: "{}", provider: "fal", pollConfig: nil,
+      onCompleteUrl: "https://example.com/done", timeout: 30, maxRetries: 3,
+      retryBackoff: "exponential", priority: 5, delayUntil: nil, createdAt: 1000)
+  }
+
+  @Test func taskSurvivesReopen() throws {
+    let path = temporaryDirectory("store") + "/db.sqlite"
+    var task = sampleTask()
+    task.job = ["request_id": "abc", "status_url": .null]
+    do {
+      let store = try SQLiteStore(path: path)
+      try store.insertTask(task)
+    }
+    let reopened = try SQLiteStore(path: path)
+    #expect(try reopened.task(id: task.id) == task)
+    #expect(try reopened.activeTasks().map(\.id) == [task.id])
+  }
+
+  @Test func terminalTaskLeavesActiveSet() throws {
+    let store = try SQLiteStore(path: temporaryDirectory("store") + "/db.sqlite")
+    var task = sampleTask()
+    try store.insertTask(task)
+    task.status = .completed
+    task.nextRunAt = nil
+    let delivery = DeliveryRecord(
+      taskId: task.id, teamId: task.teamId, url: "https://example.com/done",
+      event: "task.completed", payload: Array("{}".utf8), createdAt: 1001)
+    try store.saveTask(task, delivery: delivery)
+    #expect(try store.activeTasks().isEmpty)
+    let pending = try store.pendingDeliveries()
+    #expect(pending.count == 1)
+    #expect(pending.first?.event == "task.completed")
+  }
+
+  @Test func saveOfUnknownTaskFailsAndQueuesNothing() throws {
+    let store = try SQLiteStore(path: temporaryDirectory("store") + "/db.sqlite")
+    let task = sampleTask()
+    let delivery = DeliveryRecord(
+      taskId: task.id, teamId: task.teamId, url: "https://example.com/done",
+      event: "task.completed", payload: [], createdAt: 1)
+    #expect(throws: StorageError.self) { try store.saveTask(task, delivery: delivery) }
+    #expect(try store.pendingDeliveries().isEmpty)
+  }
+
+  @Test func listFiltersByTeamAndStatus() throws {
+    let store = try SQLiteStore(path: temporaryDirectory("store") + "/db.sqlite")
+    for index in 0..<5 {
+      var task = sampleTask(team: index < 3 ? "a" : "b")
+      task.createdAt = Double(index)
+      try store.insertTask(task)
+    }
+    let page = try store.listTasks(TaskQuery(teamId: "a", status: .pending, limit: 2))
+    #expect(page.total == 3)
+    #expect(page.tasks.count == 2)
+    #expect(page.tasks.allSatisfy { $0.teamId == "a" })
+  }
+
+  @Test func apiKeyHashMapsToTeam() throws {
+    let store = try SQLiteStore(path: temporaryDirectory("store") + "/db.sqlite")
+    try store.addAPIKey(hash: Crypto.sha256Hex("k1"), teamId: "team-x", label: "test")
+    #expect(try store.team(forKeyHash: Crypto.sha256Hex("k1")) == "team-x")
+    #expect(try store.team(forKeyHash: Crypto.sha256Hex("k2")) == nil)
+  }
+}
+
+@Suite struct SupportTests {
+  @Test func signatureVerifiesAndRejectsTampering() {
+    let body = Array(#"{"event":"task.completed"}"#.utf8)
+    let header = WebhookSignature.header(secret: "s3cret", timestamp: 1_700_000_000, body: body)
+    #expect(header.hasPrefix("t=1700000000,v1="))
+    #expect(
+      WebhookSignature.verify(header: header, secret: "s3cret", body: body, now: 1_700_000_010))
+    #expect(
+      !WebhookSignature.verify(
+        header: header, secret: "s3cret", body: body + [32], now: 1_700_000_010))
+    #expect(
+      !WebhookSignature.verify(header: header, secret: "other", body: body, now: 1_700_000_010))
+    #expect(
+      !WebhookSignature.verify(header: header, secret: "s3cret", body: body, now: 1_700_000_400))
+  }
+
+  @Test func hmacMatchesKnownVector() {
+    // RFC 4231 test case 2.
+    let mac = Crypto.hmacSHA256Hex(key: "Jefe", message: Array("what do ya want for nothing?".utf8))
+    #expect(mac == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+  }
+
+  @Test func jsonKeepsNullDistinctFromAbsent() throws {
+    let value = try JSONValue.parse(#"{"a": null, "b": 1, "c": 1.5}"#)
+    #expect(value["a"] == .null)
+    #expect(value["z"] == nil)
+    #expect(value["b"] == .int(1))
+    #expect(value["c"] == .double(1.5))
+    #expect(value.serialized() == #"{"a":null,"b":1,"c":1.5}"#)
+  }
+
+  @Test func redactorMasksRegisteredSecret() {
+    Redactor.shared.register("sk-live-abcdef123456")
+    #expect(Redactor.shared.redact("auth sk-live-abcdef123456 here") == "auth *** here")
+  }
+}
