@@ -20,6 +20,9 @@ public struct ServiceOptions: Sendable {
   /// The base URL clients reach this service at; `http://HOST:PORT` when nil.
   public var publicURL: String?
   public var scriptStates = 2
+  /// Multiplies every delay the engine waits; see `EngineConfig.delayScale`. Settable only
+  /// through ASYNCQUEUE_DELAY_SCALE, for tests and benchmarks.
+  public var delayScale: Double = 1
 
   public init() {}
 }
@@ -28,9 +31,13 @@ public struct ServiceOptions: Sendable {
 public final class Service: @unchecked Sendable {
   public let options: ServiceOptions
   public let store: SQLiteStore
-  public let engine: Engine
   public let logger: Logger
+  public let catalog: ProviderCatalog
+  private let limits = ScriptLimits()
+  private let routerBox = RouterBox()
   private let server: HTTPServer
+  /// The engine, created by `start()` once the listening port is known.
+  public private(set) var engine: Engine!
   /// A key generated at first start because none was given or stored; shown once.
   public let generatedAPIKey: String?
   /// A webhook secret generated at first start; shown once.
@@ -80,7 +87,6 @@ public final class Service: @unchecked Sendable {
       )
     }
     directories += options.providerDirectories
-    let limits = ScriptLimits()
     let (catalog, problems) = ProviderCatalog.load(directories: directories, limits: limits)
     for problem in problems {
       logger.error("provider script rejected", [("file", problem.file), ("error", problem.message)])
@@ -91,23 +97,33 @@ public final class Service: @unchecked Sendable {
       logger.debug("provider loaded", fields)
     }
 
-    let publicURL = options.publicURL ?? "http://\(Self.urlHost(options.host)):\(options.port)"
-    let config = EngineConfig(
+    self.catalog = catalog
+    let box = routerBox
+    server = HTTPServer(
+      host: options.host, port: options.port, maxBodyBytes: APIRouter.maxBodyBytes,
+      handler: { request in
+        guard let router = box.router else {
+          return .json(503, #"{"error":"the service is starting; retry shortly","code":"starting"}"#)
+        }
+        return router.handle(request)
+      })
+  }
+
+  /// Binds the HTTP server, then starts the engine and opens the API. Binding first lets port
+  /// 0 pick a free port that the result links then use.
+  public func start() throws {
+    try server.start()
+    let publicURL =
+      options.publicURL ?? "http://\(Self.urlHost(options.host)):\(server.port)"
+    var config = EngineConfig(
       dataDirectory: options.dataDirectory, publicURL: publicURL,
       allowPrivateNetwork: options.allowPrivateNetwork, webhookSecret: webhookSecret,
       scriptLimits: limits, scriptStates: options.scriptStates)
+    config.delayScale = options.delayScale
     engine = try Engine(config: config, store: store, catalog: catalog, logger: logger)
-    let router = APIRouter(
-      engine: engine, authenticator: Authenticator(store: store), logger: logger)
-    server = HTTPServer(
-      host: options.host, port: options.port, maxBodyBytes: APIRouter.maxBodyBytes,
-      handler: { router.handle($0) })
-  }
-
-  /// Starts the engine, then the HTTP server.
-  public func start() throws {
     try engine.start()
-    try server.start()
+    routerBox.router = APIRouter(
+      engine: engine, authenticator: Authenticator(store: store), logger: logger)
     logger.info(
       "listening",
       [
@@ -121,7 +137,7 @@ public final class Service: @unchecked Sendable {
 
   public func stop() {
     server.stop()
-    engine.stop()
+    engine?.stop()
     logger.info("stopped")
   }
 
@@ -157,5 +173,16 @@ public final class Service: @unchecked Sendable {
       return path
     }
     return nil
+  }
+}
+
+/// The router, set once the engine runs; requests before that get 503.
+private final class RouterBox: @unchecked Sendable {
+  private let lock = NSLock()
+  private var stored: APIRouter?
+
+  var router: APIRouter? {
+    get { lock.withLock { stored } }
+    set { lock.withLock { stored = newValue } }
   }
 }

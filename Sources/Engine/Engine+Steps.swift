@@ -158,7 +158,7 @@ extension Engine {
 
   private func scheduleRetry(_ task: inout TaskRecord, after seconds: Double, reason: String) {
     task.retryCount += 1
-    task.nextRunAt = Timestamp.now() + seconds
+    task.nextRunAt = Timestamp.now() + seconds * config.delayScale
     task.updatedAt = Timestamp.now()
     task.error = reason
     logger.info(
@@ -256,7 +256,8 @@ extension Engine {
     task.status = .processing
     if task.startedAt == nil {
       task.startedAt = now
-      task.deadlineAt = now + (task.pollConfigValue(catalog)["maxDuration"]?.doubleValue ?? 600)
+      task.deadlineAt =
+        now + (task.pollConfigValue(catalog)["maxDuration"]?.doubleValue ?? 600) * config.delayScale
     }
     task.requestInFlight = true
     task.updatedAt = now
@@ -334,8 +335,8 @@ extension Engine {
   }
 
   private func pollInterval(_ task: TaskRecord, _ verdict: Verdict?) -> Double {
-    if let after = verdict?.after, after > 0 { return after }
-    return task.pollConfigValue(catalog)["interval"]?.doubleValue ?? 5
+    if let after = verdict?.after, after > 0 { return after * config.delayScale }
+    return (task.pollConfigValue(catalog)["interval"]?.doubleValue ?? 5) * config.delayScale
   }
 
   private func poll(_ task: inout TaskRecord) async throws(StorageError) {
@@ -370,7 +371,8 @@ extension Engine {
     task.pollErrors += 1
     task.error = reason
     let interval = task.pollConfigValue(catalog)["interval"]?.doubleValue ?? 5
-    let wait = after ?? Backoff.pollDelay(interval: interval, errors: task.pollErrors)
+    let wait =
+      (after ?? Backoff.pollDelay(interval: interval, errors: task.pollErrors)) * config.delayScale
     task.nextRunAt = min(Timestamp.now() + wait, task.deadlineAt ?? .infinity)
     task.updatedAt = Timestamp.now()
     logger.info("poll failed; polling again", fields(task) + [("error", reason)])

@@ -22,6 +22,9 @@ public struct EngineConfig: Sendable {
   public var webhookTimeout: Double
   /// Largest provider or target response the engine reads, in bytes.
   public var maxResponseBytes: Int
+  /// Multiplies every delay the engine waits (poll intervals, retry and webhook backoff,
+  /// Retry-After). 1 in production; tests and benchmarks shrink it to run templates quickly.
+  public var delayScale: Double = 1
 
   public init(
     dataDirectory: String, publicURL: String, allowPrivateNetwork: Bool, webhookSecret: String,
@@ -79,7 +82,8 @@ public final class Engine: @unchecked Sendable {
       allowPrivateNetwork: config.allowPrivateNetwork, userAgent: "asyncqueue/0.1")
     self.webhooks = WebhookDispatcher(
       store: store, client: client, secret: config.webhookSecret, logger: logger,
-      retention: config.webhookRetention, timeout: config.webhookTimeout)
+      retention: config.webhookRetention, timeout: config.webhookTimeout,
+      delayScale: config.delayScale)
     Redactor.shared.register(config.webhookSecret)
   }
 

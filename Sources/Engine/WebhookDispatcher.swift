@@ -12,6 +12,7 @@ final class WebhookDispatcher: @unchecked Sendable {
   private let logger: Logger
   private let retention: Double
   private let timeout: Double
+  private let delayScale: Double
 
   private let lock = NSLock()
   // Guarded by `lock`.
@@ -24,8 +25,9 @@ final class WebhookDispatcher: @unchecked Sendable {
 
   init(
     store: TaskStore, client: CurlClient, secret: String, logger: Logger, retention: Double,
-    timeout: Double
+    timeout: Double, delayScale: Double
   ) {
+    self.delayScale = delayScale
     self.store = store
     self.client = client
     self.secret = secret
@@ -143,7 +145,7 @@ final class WebhookDispatcher: @unchecked Sendable {
       delivery.nextAttemptAt = nil
       logger.info("webhook delivered", fields + [("status", String(statusCode ?? 0))])
     } else {
-      let next = Timestamp.now() + Backoff.webhookDelay(attempt: delivery.attempts)
+      let next = Timestamp.now() + Backoff.webhookDelay(attempt: delivery.attempts) * delayScale
       if next > delivery.createdAt + retention {
         delivery.nextAttemptAt = nil
         logger.error("webhook abandoned after retention period", fields + [("error", failure ?? "")])

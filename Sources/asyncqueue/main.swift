@@ -105,6 +105,12 @@ func runServe(_ arguments: [String]) {
   options.allowPrivateNetwork = flags.bool("allow-private-network")
   options.publicURL = flags.string("public-url")
   options.scriptStates = max(2, ProcessInfo.processInfo.activeProcessorCount)
+  if let scale = ProcessInfo.processInfo.environment["ASYNCQUEUE_DELAY_SCALE"] {
+    guard let value = Double(scale), value > 0, value <= 1 else {
+      fail("invalid ASYNCQUEUE_DELAY_SCALE '\(scale)': expected a number above 0 and at most 1")
+    }
+    options.delayScale = value
+  }
 
   let levelName = flags.string("log-level") ?? "info"
   guard let level = LogLevel(name: levelName) else {
