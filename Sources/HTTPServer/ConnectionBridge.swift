@@ -1,0 +1,179 @@
+import CMicroHTTPD
+
+/// The handler and limits that the C callbacks reach through the daemon's context pointer.
+final class ServerContext: @unchecked Sendable {
+  let handler: @Sendable (HTTPRequest) -> HTTPResponse
+  let maxBodyBytes: Int
+
+  init(handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse, maxBodyBytes: Int) {
+    self.handler = handler
+    self.maxBodyBytes = maxBodyBytes
+  }
+}
+
+/// Per-request state kept in libmicrohttpd's `con_cls` slot while the body arrives. Only the
+/// connection's own thread touches it.
+final class RequestState {
+  var body: [UInt8] = []
+  /// Set once the body is known to exceed the limit. Later chunks are discarded unread.
+  var bodyTooLarge = false
+  var responded = false
+}
+
+/// The access handler that libmicrohttpd calls several times per request: once after the
+/// headers, once per body chunk, and once after the body. No Swift error crosses it.
+let accessHandler: MHD_AccessHandlerCallback = {
+  contextPointer, connection, url, method, _, uploadData, uploadSize, requestSlot in
+  guard let contextPointer, let connection, let uploadSize, let requestSlot else { return .NO }
+  let context = Unmanaged<ServerContext>.fromOpaque(contextPointer).takeUnretainedValue()
+
+  guard let statePointer = requestSlot.pointee else {
+    let state = RequestState()
+    requestSlot.pointee = Unmanaged.passRetained(state).toOpaque()
+    if let declared = declaredContentLength(connection), declared > context.maxBodyBytes {
+      state.bodyTooLarge = true
+      state.responded = true
+      return queue(payloadTooLarge(context.maxBodyBytes), on: connection)
+    }
+    return .YES
+  }
+  let state = Unmanaged<RequestState>.fromOpaque(statePointer).takeUnretainedValue()
+
+  if uploadSize.pointee > 0 {
+    let count = uploadSize.pointee
+    if !state.bodyTooLarge, let uploadData {
+      if state.body.count + count > context.maxBodyBytes {
+        state.bodyTooLarge = true
+        state.body = []
+      } else {
+        uploadData.withMemoryRebound(to: UInt8.self, capacity: count) { bytes in
+          state.body.append(contentsOf: UnsafeBufferPointer(start: bytes, count: count))
+        }
+      }
+    }
+    uploadSize.pointee = 0
+    return .YES
+  }
+
+  if state.responded { return .YES }
+  state.responded = true
+  if state.bodyTooLarge {
+    return queue(payloadTooLarge(context.maxBodyBytes), on: connection)
+  }
+  let request = HTTPRequest(
+    method: method.map { String(cString: $0) } ?? "",
+    path: url.map { String(cString: $0) } ?? "/",
+    query: Dictionary(
+      connectionValues(connection, kind: .GET_ARGUMENT_KIND), uniquingKeysWith: { _, last in last }
+    ),
+    headers: headerFields(connection),
+    body: state.body,
+    remoteAddress: clientAddress(connection))
+  state.body = []
+  return queue(context.handler(request), on: connection)
+}
+
+/// Releases the request state once libmicrohttpd is done with a request, however it ended.
+let requestCompleted: MHD_RequestCompletedCallback = { _, _, requestSlot, _ in
+  guard let requestSlot, let statePointer = requestSlot.pointee else { return }
+  Unmanaged<RequestState>.fromOpaque(statePointer).release()
+  requestSlot.pointee = nil
+}
+
+private func payloadTooLarge(_ limit: Int) -> HTTPResponse {
+  .json(
+    413,
+    "{\"error\":\"request body exceeds the limit of \(limit) bytes\",\"code\":\"payload_too_large\"}"
+  )
+}
+
+/// Sends `response` on the connection. A dropped-connection response returns MHD_NO, which
+/// makes libmicrohttpd close the socket without writing anything.
+private func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
+  if response.dropsConnection { return .NO }
+  let created = response.body.withUnsafeBytes { bytes in
+    MHD_create_response_from_buffer(
+      bytes.count, UnsafeMutableRawPointer(mutating: bytes.baseAddress), .RESPMEM_MUST_COPY)
+  }
+  guard let created else { return .NO }
+  defer { MHD_destroy_response(created) }
+
+  for (name, value) in response.headers {
+    // libmicrohttpd rejects names or values with line breaks and sets Content-Length itself,
+    // so a rejected header is skipped rather than failing the response.
+    _ = MHD_add_response_header(created, name, value)
+  }
+  let status = (100...599).contains(response.status) ? response.status : 500
+  return MHD_queue_response(connection, UInt32(status), created)
+}
+
+private func declaredContentLength(_ connection: OpaquePointer) -> Int? {
+  guard
+    let raw = MHD_lookup_connection_value(
+      connection, .HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH)
+  else { return nil }
+  let text = String(cString: raw).trimmingSpaces()
+  // A length too large for Int is certainly over the limit.
+  if !text.isEmpty, text.allSatisfy(\.isASCIIDigit), Int(text) == nil { return Int.max }
+  return Int(text)
+}
+
+private func headerFields(_ connection: OpaquePointer) -> [String: String] {
+  var fields: [String: String] = [:]
+  for (name, value) in connectionValues(connection, kind: .HEADER_KIND) {
+    let key = name.lowercased()
+    if let existing = fields[key] {
+      fields[key] = existing + ", " + value
+    } else {
+      fields[key] = value
+    }
+  }
+  return fields
+}
+
+private final class PairCollector {
+  var pairs: [(String, String)] = []
+}
+
+/// Returns the connection's values of one kind (headers or query arguments) in arrival order.
+/// A query argument without "=" has the value "".
+private func connectionValues(_ connection: OpaquePointer, kind: MHD_ValueKind) -> [(
+  String, String
+)] {
+  let collector = PairCollector()
+  let iterator: MHD_KeyValueIterator = { collectorPointer, _, key, value in
+    guard let collectorPointer, let key else { return .YES }
+    let collector = Unmanaged<PairCollector>.fromOpaque(collectorPointer).takeUnretainedValue()
+    collector.pairs.append((String(cString: key), value.map { String(cString: $0) } ?? ""))
+    return .YES
+  }
+  withExtendedLifetime(collector) {
+    _ = MHD_get_connection_values(
+      connection, kind, iterator, Unmanaged.passUnretained(collector).toOpaque())
+  }
+  return collector.pairs
+}
+
+private func clientAddress(_ connection: OpaquePointer) -> String {
+  var buffer = [CChar](repeating: 0, count: 64)
+  let result = buffer.withUnsafeMutableBufferPointer { pointer in
+    aq_mhd_client_address(connection, pointer.baseAddress, socklen_t(pointer.count))
+  }
+  guard result == 0 else { return "" }
+  let text = String(
+    decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+  // A dual-stack socket reports IPv4 clients as IPv4-mapped IPv6 addresses.
+  if text.hasPrefix("::ffff:"), text.contains(".") { return String(text.dropFirst(7)) }
+  return text
+}
+
+extension String {
+  fileprivate func trimmingSpaces() -> String {
+    String(
+      self.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
+  }
+}
+
+extension Character {
+  fileprivate var isASCIIDigit: Bool { ("0"..."9").contains(self) }
+}
