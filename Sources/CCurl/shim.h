@@ -35,6 +35,11 @@ static inline CURLcode aq_curl_setopt_prereq_callback(CURL *handle,
   return curl_easy_setopt(handle, CURLOPT_PREREQFUNCTION, callback);
 }
 
+static inline CURLcode aq_curl_setopt_opensocket_callback(CURL *handle,
+                                                          curl_opensocket_callback callback) {
+  return curl_easy_setopt(handle, CURLOPT_OPENSOCKETFUNCTION, callback);
+}
+
 static inline CURLcode aq_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
   return curl_easy_getinfo(handle, info, value);
 }

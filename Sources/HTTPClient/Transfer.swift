@@ -55,8 +55,8 @@ final class Transfer: @unchecked Sendable {
     aq_curl_setopt_pointer(easy, CURLOPT_WRITEDATA, opaque)
     aq_curl_setopt_data_callback(easy, CURLOPT_HEADERFUNCTION, Self.receiveHeader)
     aq_curl_setopt_pointer(easy, CURLOPT_HEADERDATA, opaque)
-    aq_curl_setopt_prereq_callback(easy, Self.checkAddress)
-    aq_curl_setopt_pointer(easy, CURLOPT_PREREQDATA, opaque)
+    aq_curl_setopt_opensocket_callback(easy, Self.openCheckedSocket)
+    aq_curl_setopt_pointer(easy, CURLOPT_OPENSOCKETDATA, opaque)
 
     setMethodAndBody(easy)
 
@@ -184,12 +184,34 @@ final class Transfer: @unchecked Sendable {
     return length
   }
 
-  private static let checkAddress: aq_curl_prereq_callback = { context, primaryIP, _, _, _ in
-    guard let context, let primaryIP else { return 1 }
+  /// Opens each socket curl asks for, after checking the address against the policy, so a
+  /// refused address never even gets a connection attempt (redirect targets included).
+  private static let openCheckedSocket: curl_opensocket_callback = { context, _, address in
+    guard let context, let address else { return -1 }
     let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
-    let address = String(cString: primaryIP)
-    if transfer.policy.allows(address) { return 0 }
-    transfer.refusedAddress = address
-    return 1  // CURL_PREREQFUNC_ABORT
+    let text = Transfer.numericHost(address)
+    guard transfer.policy.allows(text) else {
+      transfer.refusedAddress = text
+      return -1  // CURL_SOCKET_BAD
+    }
+    return socket(address.pointee.family, address.pointee.socktype, address.pointee.protocol)
+  }
+
+  private static func numericHost(_ address: UnsafeMutablePointer<curl_sockaddr>) -> String {
+    var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+    let family = address.pointee.family
+    withUnsafeMutablePointer(to: &address.pointee.addr) { raw in
+      if family == AF_INET {
+        raw.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { v4 in
+          _ = inet_ntop(AF_INET, &v4.pointee.sin_addr, &buffer, socklen_t(buffer.count))
+        }
+      } else if family == AF_INET6 {
+        raw.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { v6 in
+          _ = inet_ntop(AF_INET6, &v6.pointee.sin6_addr, &buffer, socklen_t(buffer.count))
+        }
+      }
+    }
+    let length = buffer.firstIndex(of: 0) ?? buffer.count
+    return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
   }
 }

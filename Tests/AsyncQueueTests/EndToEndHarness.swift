@@ -1,0 +1,113 @@
+import API
+import Foundation
+import HTTPClient
+import MockProvider
+import Support
+import Testing
+
+/// The repository root, found from this file's path.
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+  .deletingLastPathComponent().deletingLastPathComponent().path
+
+/// A real service on a loopback port with a fresh data directory, plus a client for its API.
+final class TestService: @unchecked Sendable {
+  static let apiKey = "test-key-e2e-0123456789"
+  static let webhookSecret = "whsec_test_0123456789abcdef"
+
+  let service: Service
+  let baseURL: String
+  let dataDirectory: String
+  let logLines = LogCapture()
+  let client = CurlClient(allowPrivateNetwork: true)
+
+  init(
+    providerDirectories: [String] = [], dataDirectory: String? = nil, delayScale: Double = 0.01,
+    allowPrivateNetwork: Bool = true
+  ) throws {
+    self.dataDirectory = dataDirectory ?? temporaryDirectory("service")
+    var options = ServiceOptions()
+    options.port = 0
+    options.dataDirectory = self.dataDirectory
+    options.builtinProvidersDirectory = repositoryRoot + "/providers"
+    options.providerDirectories = providerDirectories
+    options.apiKeys = [Self.apiKey]
+    options.webhookSecret = Self.webhookSecret
+    options.allowPrivateNetwork = allowPrivateNetwork
+    options.delayScale = delayScale
+    let capture = logLines
+    let logger = Logger(minimumLevel: .debug, sink: { capture.append($0) })
+    service = try Service(options: options, logger: logger)
+    try service.start()
+    baseURL = "http://127.0.0.1:\(service.port)"
+  }
+
+  func stop() {
+    service.stop()
+    client.shutdown()
+  }
+
+  /// Sends a request to the API and returns the status and parsed JSON body.
+  func call(
+    _ method: String, _ path: String, body: String? = nil, key: String? = TestService.apiKey,
+    headers: [(String, String)] = []
+  ) async throws -> (status: Int, json: JSONValue) {
+    var allHeaders = headers
+    if let key { allHeaders.append(("Authorization", "Bearer \(key)")) }
+    if body != nil { allHeaders.append(("Content-Type", "application/json")) }
+    let outcome = await client.send(
+      ClientRequest(
+        method: method, url: baseURL + path, headers: allHeaders,
+        body: body.map { Array($0.utf8) }, timeout: 40))
+    let response = try outcome.get()
+    let json = (try? JSONValue.parse(response.body)) ?? .string(String(decoding: response.body, as: UTF8.self))
+    return (response.statusCode, json)
+  }
+
+  func raw(_ path: String) async throws -> ClientResponse {
+    try await client.send(
+      ClientRequest(
+        method: "GET", url: baseURL + path,
+        headers: [("Authorization", "Bearer \(Self.apiKey)")], timeout: 20)
+    ).get()
+  }
+
+  /// Creates a task and returns its id; records an issue when creation fails.
+  func createTask(_ fields: JSONValue) async throws -> String {
+    let (status, json) = try await call("POST", "/v1/tasks", body: fields.serialized())
+    #expect(status == 201, "create failed: \(json.serialized())")
+    return json["task"]?["id"]?.stringValue ?? ""
+  }
+
+  /// Long-polls until the task is terminal or `timeout` seconds pass; returns the task.
+  func waitForEnd(_ id: String, timeout: Double = 30) async throws -> JSONValue {
+    let deadline = Date().addingTimeInterval(timeout)
+    var task: JSONValue = .null
+    while Date() < deadline {
+      let (_, json) = try await call("GET", "/v1/tasks/\(id)?wait=5")
+      task = json["task"] ?? .null
+      let status = task["status"]?.stringValue ?? ""
+      if ["completed", "failed", "timeout", "cancelled"].contains(status) { return task }
+    }
+    Issue.record("task \(id) did not finish within \(timeout) s: \(task.serialized())")
+    return task
+  }
+}
+
+/// Collects log lines for assertions.
+final class LogCapture: @unchecked Sendable {
+  private let lock = NSLock()
+  private var lines: [String] = []
+
+  func append(_ line: String) { lock.withLock { lines.append(line) } }
+  var all: [String] { lock.withLock { lines } }
+}
+
+/// Parses a webhook delivery body and checks its signature with the test secret.
+func verifiedWebhook(_ delivery: RecordedRequest) -> JSONValue? {
+  guard let header = delivery.headers["x-asyncqueue-signature"] else { return nil }
+  let valid = WebhookSignature.verify(
+    header: header, secret: TestService.webhookSecret, body: delivery.body,
+    now: Int(Date().timeIntervalSince1970))
+  guard valid else { return nil }
+  return try? JSONValue.parse(delivery.body)
+}
