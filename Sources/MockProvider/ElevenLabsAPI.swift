@@ -3,9 +3,9 @@ import Support
 
 /// ElevenLabs' dubbing API (api.elevenlabs.io) under `/elevenlabs`.
 ///
-/// Create takes multipart/form-data (or JSON) and answers `{dubbing_id,
+/// Create takes multipart/form-data (or JSON) and returns `{dubbing_id,
 /// expected_duration_sec}`. The metadata status moves from `dubbing` to `dubbed` or `failed`.
-/// The result is audio bytes from `/audio/{lang}`, which answers 425 until the dub is done.
+/// The result is audio bytes from `/audio/{lang}`, which returns 425 until the dub is done.
 struct ElevenLabsAPI: ProviderAPI {
   let name = "elevenlabs-dubbing"
   let prefix = "elevenlabs"

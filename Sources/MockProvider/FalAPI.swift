@@ -5,7 +5,7 @@ import Support
 ///
 /// Submit is `POST /fal/{owner}/{app}[/{subpath}]`; the returned status, result and cancel
 /// URLs use only owner/app, as fal's do. A failed request still reports COMPLETED on the
-/// status URL, with `error` and `error_type`, and its result URL answers 422 or 500.
+/// status URL, with `error` and `error_type`, and its result URL returns 422 or 500.
 struct FalAPI: ProviderAPI {
   let name = "fal"
   let prefix = "fal"
