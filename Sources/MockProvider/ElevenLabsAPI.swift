@@ -105,6 +105,8 @@ struct ElevenLabsAPI: ProviderAPI {
       return error(
         404, code: "language_not_found", "Language \(language) not found for dubbing \(id)")
     }
+    // NOTE: the response for a failed dub is not documented, so it gets the same 425 as one
+    // still in progress.
     guard job.isFinished, job.scenario.outcome == .succeed, !job.cancelRequested else {
       return error(425, "Dubbing \(id) is not finished, so its audio is not available yet")
     }

@@ -97,6 +97,8 @@ struct FalAPI: ProviderAPI {
         }
         return .json(200, .object(body))
       case .cancelled:
+        // NOTE: fal does not document what the status URL reports after a cancellation; this
+        // imitation reports COMPLETED with an error, like other failed requests.
         body["status"] = "COMPLETED"
         body["logs"] = withLogs ? logs(upTo: 1) : .null
         body["error"] = "Request was cancelled"
