@@ -27,6 +27,7 @@ public final class HTTPServer: @unchecked Sendable {
 
   /// Creates a stopped server. Port 0 picks a free port when the server starts. The host is an
   /// IPv4 or IPv6 address literal ("127.0.0.1", "::1", "::" for both families) or "localhost".
+  /// NOTE: the dual-stack path ("::") is untested, because the tests bind only to loopback.
   public init(
     host: String, port: UInt16, maxBodyBytes: Int,
     handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse

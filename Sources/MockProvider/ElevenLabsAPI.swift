@@ -3,9 +3,9 @@ import Support
 
 /// ElevenLabs' dubbing API (api.elevenlabs.io) under `/elevenlabs`.
 ///
-/// Create takes multipart/form-data (or JSON) and answers `{dubbing_id,
+/// Create takes multipart/form-data (or JSON) and returns `{dubbing_id,
 /// expected_duration_sec}`. The metadata status moves from `dubbing` to `dubbed` or `failed`.
-/// The result is audio bytes from `/audio/{lang}`, which answers 425 until the dub is done.
+/// The result is audio bytes from `/audio/{lang}`, which returns 425 until the dub is done.
 struct ElevenLabsAPI: ProviderAPI {
   let name = "elevenlabs-dubbing"
   let prefix = "elevenlabs"
@@ -105,6 +105,8 @@ struct ElevenLabsAPI: ProviderAPI {
       return error(
         404, code: "language_not_found", "Language \(language) not found for dubbing \(id)")
     }
+    // NOTE: the response for a failed dub is not documented, so it gets the same 425 as one
+    // still in progress.
     guard job.isFinished, job.scenario.outcome == .succeed, !job.cancelRequested else {
       return error(425, "Dubbing \(id) is not finished, so its audio is not available yet")
     }

@@ -5,7 +5,7 @@ import Support
 ///
 /// Submit is `POST /fal/{owner}/{app}[/{subpath}]`; the returned status, result and cancel
 /// URLs use only owner/app, as fal's do. A failed request still reports COMPLETED on the
-/// status URL, with `error` and `error_type`, and its result URL answers 422 or 500.
+/// status URL, with `error` and `error_type`, and its result URL returns 422 or 500.
 struct FalAPI: ProviderAPI {
   let name = "fal"
   let prefix = "fal"
@@ -97,6 +97,8 @@ struct FalAPI: ProviderAPI {
         }
         return .json(200, .object(body))
       case .cancelled:
+        // NOTE: fal does not document what the status URL reports after a cancellation; this
+        // imitation reports COMPLETED with an error, like other failed requests.
         body["status"] = "COMPLETED"
         body["logs"] = withLogs ? logs(upTo: 1) : .null
         body["error"] = "Request was cancelled"

@@ -3,9 +3,9 @@ import Support
 
 /// Luma's Dream Machine API (api.lumalabs.ai/dream-machine/v1) under `/luma/dream-machine/v1`.
 ///
-/// Create answers 201 with the whole Generation in state `queued`; polls move it to
+/// Create returns 201 with the whole Generation in state `queued`; polls move it to
 /// `dreaming` and then `completed` (with `assets.video`) or `failed` (with `failure_reason`).
-/// Luma has no cancel: DELETE removes the generation, after which GET answers 404.
+/// Luma has no cancel: DELETE removes the generation, after which GET returns 404.
 struct LumaAPI: ProviderAPI {
   let name = "luma"
   let prefix = "luma"

@@ -4,7 +4,7 @@ import Support
 
 /// Id formats that imitate each provider's, generated from the store's reproducible sequence.
 extension JobStore {
-  /// A lowercase UUID such as fal, Runway and Luma use.
+  /// Returns a lowercase UUID such as fal, Runway and Luma use.
   func uuid() -> String {
     let high = nextRandom()
     let low = nextRandom()
@@ -14,18 +14,18 @@ extension JobStore {
     return groups.joined(separator: "-")
   }
 
-  /// A 26-character lowercase base-32 id such as Replicate prediction ids.
+  /// Returns a 26-character lowercase base-32 id such as Replicate prediction ids.
   func replicateID() -> String {
     randomString(length: 26, alphabet: Array("abcdefghijklmnopqrstuvwxyz234567"))
   }
 
-  /// A 20-character alphanumeric id such as ElevenLabs dubbing ids.
+  /// Returns a 20-character alphanumeric id such as ElevenLabs dubbing ids.
   func elevenLabsID() -> String {
     randomString(
       length: 20, alphabet: Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"))
   }
 
-  /// A 64-character hexadecimal id such as Stability generation ids.
+  /// Returns a 64-character hexadecimal id such as Stability generation ids.
   func hexID() -> String {
     (0..<4).map { _ in String(format: "%016llx", nextRandom()) }.joined()
   }
@@ -43,7 +43,7 @@ extension JobStore {
 }
 
 enum MockFormats {
-  /// The current time as ISO 8601 with milliseconds, for example "2025-01-31T12:00:00.000Z".
+  /// Returns the current time as ISO 8601 with milliseconds, for example "2025-01-31T12:00:00.000Z".
   static func timestamp() -> String {
     let formatter = ISO8601DateFormatter()
     formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]

@@ -1,7 +1,7 @@
 import Foundation
 import Support
 
-/// Where a mock job stands when a status poll arrives.
+/// The state of a mock job that a status poll reports.
 enum JobPhase: Equatable, Sendable {
   /// In flight: poll `index` of `count` in-flight polls.
   case inFlight(index: Int, count: Int)
@@ -20,9 +20,9 @@ struct MockJob: Sendable {
   let createdAt: String
   /// The submit request's JSON body or form fields.
   let input: JSONValue
-  /// Provider details the later answers need, such as fal's owner/app or a dub's language.
+  /// Provider details that later responses need, such as fal's owner/app or a dub's language.
   var attributes: [String: String]
-  /// Status polls answered normally so far. Faulted polls do not count.
+  /// Status polls served normally so far. Faulted polls do not count.
   var statusPolls = 0
   /// Faulted status polls so far.
   var faultsServed = 0
@@ -32,7 +32,7 @@ struct MockJob: Sendable {
   /// Set when a delete request removed a job that had already finished, destroying its result.
   var deletedAfterFinish = false
 
-  /// The phase a poll sees after `polls` earlier normal polls.
+  /// The phase a poll reports after `polls` earlier normal polls.
   func phase(afterPolls polls: Int) -> JobPhase {
     if cancelRequested { return .cancelled }
     if polls < scenario.polls { return .inFlight(index: polls, count: scenario.polls) }

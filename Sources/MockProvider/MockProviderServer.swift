@@ -37,8 +37,9 @@ public final class MockProviderServer: @unchecked Sendable {
     stop()
   }
 
-  /// Starts listening on a free port on 127.0.0.1.
+  /// Starts listening on a free port on 127.0.0.1. Does nothing when already running.
   public func start() throws {
+    if lock.withLock({ self.server != nil }) { return }
     let server = HTTPServer(host: "127.0.0.1", port: 0, maxBodyBytes: 64 << 20) { [weak self] in
       self?.handle($0) ?? .text(503, "mock provider stopped")
     }

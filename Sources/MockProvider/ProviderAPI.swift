@@ -2,7 +2,7 @@ import Foundation
 import HTTPServer
 import Support
 
-/// One imitated provider: the path prefix it lives under and how it answers.
+/// One imitated provider: the path prefix it lives under and how it responds.
 protocol ProviderAPI: Sendable {
   /// The provider's name as tasks spell it, for example "runwayml".
   var name: String { get }
@@ -11,7 +11,7 @@ protocol ProviderAPI: Sendable {
   /// Outcomes this provider can report. Others are rejected at submit.
   var supportedOutcomes: Set<Scenario.Outcome> { get }
 
-  /// Answers a request whose path starts with the prefix. `segments` excludes the prefix.
+  /// Handles a request whose path starts with the prefix. `segments` excludes the prefix.
   func handle(_ request: HTTPRequest, segments: [String], mock: MockContext) -> HTTPResponse
   /// Returns the provider's own error body for a status code and message.
   func error(_ status: Int, _ message: String) -> HTTPResponse
@@ -53,7 +53,7 @@ struct MockContext: Sendable {
     return .success(scenario)
   }
 
-  /// Answers a status poll: serves the scenario's fault while any remain, else renders the
+  /// Handles a status poll: serves the scenario's fault while any remain, else renders the
   /// job's next phase and advances it. Returns nil when no such job exists.
   func poll(
     _ id: String, api: any ProviderAPI, render: (MockJob, JobPhase) -> HTTPResponse

@@ -3,7 +3,7 @@ import Support
 
 /// Replicate's predictions API under `/replicate`.
 ///
-/// Create answers 201 with the whole prediction in `starting`; polls move it to `processing`,
+/// Create returns 201 with the whole prediction in `starting`; polls move it to `processing`,
 /// with tqdm progress lines in `logs`, and then to succeeded, failed, canceled or aborted.
 /// Cancel returns the prediction as it now is, so a finished one stays unchanged.
 struct ReplicateAPI: ProviderAPI {
@@ -79,7 +79,7 @@ struct ReplicateAPI: ProviderAPI {
     var job = MockJob(
       id: id, provider: name, scenario: scenario, createdAt: MockFormats.timestamp(), input: input,
       attributes: attributes)
-    // `Prefer: wait` holds the request until the prediction finishes. A job that needs no
+    // `Prefer: wait` keeps the request open until the prediction finishes. A job that needs no
     // in-flight polls is finished at once, so create returns it in its end state.
     if scenario.polls == 0, request.header("prefer")?.hasPrefix("wait") == true {
       job.statusPolls = 1

@@ -4,7 +4,7 @@ import Support
 /// RunwayML's API (api.dev.runwayml.com) under `/runway`.
 ///
 /// Every request needs `Authorization: Bearer key_…` and `X-Runway-Version: 2024-11-06`.
-/// A generation endpoint answers `{"id"}`, and the task moves PENDING → THROTTLED → RUNNING →
+/// A generation endpoint returns `{"id"}`, and the task moves PENDING → THROTTLED → RUNNING →
 /// SUCCEEDED, FAILED or CANCELLED. DELETE cancels a task in flight but deletes a finished one,
 /// after which it is gone (404); the store records such deletes.
 struct RunwayAPI: ProviderAPI {

@@ -1,6 +1,6 @@
 import Foundation
 
-/// How one mock job behaves, read from the `X-Mock-Scenario` header of its submit request.
+/// The behaviour of one mock job, read from the `X-Mock-Scenario` header of its submit request.
 ///
 /// The header is a list of `key=value` pairs separated by semicolons, for example
 /// `polls=3;outcome=fail;reason=bad prompt`. Unknown keys and invalid values are rejected, so a
@@ -22,7 +22,7 @@ struct Scenario: Sendable, Equatable {
   /// Status polls that report the job in flight before the one that reports the end state.
   var polls = 2
   var outcome = Outcome.succeed
-  /// Failure text for `fail` outcomes. An empty value asks for a null error where the
+  /// Failure text for `fail` outcomes. An empty value requests a null error where the
   /// provider allows one (Replicate).
   var reason: String?
   /// Machine-readable failure code: Runway `failureCode`, fal `error_type`, Stability `name`.

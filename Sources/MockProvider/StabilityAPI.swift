@@ -4,7 +4,7 @@ import Support
 
 /// Stability AI's image-to-video API (api.stability.ai/v2beta) under `/stability`.
 ///
-/// Start answers `{"id": <64 hex>}`. The result endpoint carries the job state in its HTTP
+/// Start returns `{"id": <64 hex>}`. The result endpoint carries the job state in its HTTP
 /// status: 202 while running, 200 with MP4 bytes (or base64 JSON for `Accept:
 /// application/json`) when done, and a 4xx error body when the generation failed. A 200 can
 /// still be unusable: `finish-reason: CONTENT_FILTERED`.

@@ -1,7 +1,7 @@
 import Foundation
 import HTTPServer
 
-/// A loopback endpoint that records webhook deliveries and answers them with a settable
+/// A loopback endpoint that records webhook deliveries and responds to them with a settable
 /// status (200 unless changed), so tests can check payloads, signatures and retries.
 public final class WebhookReceiver: @unchecked Sendable {
   private let condition = NSCondition()
@@ -15,8 +15,9 @@ public final class WebhookReceiver: @unchecked Sendable {
     stop()
   }
 
-  /// Starts listening on a free port on 127.0.0.1.
+  /// Starts listening on a free port on 127.0.0.1. Does nothing when already running.
   public func start() throws {
+    if condition.withLock({ self.server != nil }) { return }
     let server = HTTPServer(host: "127.0.0.1", port: 0, maxBodyBytes: 16 << 20) { [weak self] in
       self?.handle($0) ?? .text(503, "webhook receiver stopped")
     }

@@ -37,7 +37,7 @@ enum TestHTTP {
     _ method: String, _ url: String, headers: [String: String] = [:], body: [UInt8] = []
   ) async throws -> TestResponse {
     guard let parsed = URL(string: url) else {
-      throw TestClientError(description: "bad URL \(url)")
+      throw TestClientError(description: "invalid URL \(url)")
     }
     var request = URLRequest(url: parsed)
     request.httpMethod = method
@@ -144,7 +144,7 @@ final class RawHTTPConnection {
     var lines = head.components(separatedBy: "\r\n")
     let statusLine = lines.removeFirst().split(separator: " ")
     guard statusLine.count >= 2, let status = Int(statusLine[1]) else {
-      throw TestClientError(description: "bad status line in \(head)")
+      throw TestClientError(description: "invalid status line in \(head)")
     }
     var headers: [String: String] = [:]
     for line in lines {
