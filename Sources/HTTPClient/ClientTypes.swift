@@ -45,15 +45,15 @@ public struct ClientResponse: Sendable {
 public struct ClientError: Error, CustomStringConvertible, Sendable {
   public enum Kind: String, Sendable {
     /// DNS failure or connection refused.
-    case connect
-    case timeout
+    case connect = "connect_failed"
+    case timeout = "timeout"
     /// The connection broke before a whole response arrived.
-    case network
-    case responseTooLarge
+    case network = "network_error"
+    case responseTooLarge = "response_too_large"
     /// The target resolved to a loopback, private or link-local address, and the client was
     /// not started with private networks allowed.
-    case addressNotAllowed
-    case invalidRequest
+    case addressNotAllowed = "address_not_allowed"
+    case invalidRequest = "invalid_request"
   }
 
   public let kind: Kind
