@@ -68,7 +68,7 @@ end
 local function on_poll(ctx)
   local response = ctx.response
   if not pollconfig.is_success(response.statusCode) then
-    return pollconfig.non_success_verdict(response, "status poll")
+    return pollconfig.poll_failure_verdict(response, "status poll")
   end
   local body, message = pollconfig.decode_body(response)
   if type(body) ~= "table" then

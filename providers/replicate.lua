@@ -87,7 +87,7 @@ end
 local function on_poll(ctx)
   local response = ctx.response
   if not pollconfig.is_success(response.statusCode) then
-    return pollconfig.non_success_verdict(response, "poll")
+    return pollconfig.poll_failure_verdict(response, "poll")
   end
   local prediction, message = pollconfig.decode_body(response)
   if type(prediction) ~= "table" then

@@ -57,7 +57,7 @@ local function on_poll(ctx)
   if code == 404 then
     return { state = "failed", error = "generation not found or expired (results are kept 24 h)" }
   end
-  if code ~= 200 then return pollconfig.non_success_verdict(response, "result poll") end
+  if code ~= 200 then return pollconfig.poll_failure_verdict(response, "result poll") end
 
   local content_type = pollconfig.content_type(response) or ""
   if string.find(content_type, "application/json", 1, true) then return completed_json(response) end

@@ -40,6 +40,9 @@ let luaPrelude = #"""
     return result
   end
 
+  -- NOTE: string.find, match, gmatch and gsub run in C, where the instruction budget does not
+  -- count, so a pathological backtracking pattern can run long. Only the engine's own timeout
+  -- bounds it. string.dump is left out because it produces bytecode.
   local safe_string = copy_fields(string, {
     "byte", "char", "find", "format", "gmatch", "gsub", "len", "lower", "match", "pack",
     "packsize", "rep", "reverse", "sub", "unpack", "upper",

@@ -185,6 +185,37 @@ func failureMessage(_ work: () throws -> Void) -> String? {
     #expect(message == "(load):1: undeclared global 'io'")
   }
 
+  @Test func deepRecursionFailsCleanly() throws {
+    let runtime = try makeRuntime()
+    let message = failureMessage {
+      _ = try runSnippet(runtime, "local function f(n) return 1 + f(n + 1) end return f(1)")
+    }
+    #expect(message?.contains("stack overflow") == true)
+    #expect(try runSnippet(runtime, "return 'alive'") == "\"alive\"")
+  }
+
+  @Test func nonStringErrorBecomesMessage() throws {
+    let runtime = try makeRuntime()
+    let message = failureMessage { _ = try runSnippet(runtime, "error({ code = 1 })") }
+    #expect(message == "(error object is a table value)")
+  }
+
+  @Test func deeplyNestedJsonRejected() throws {
+    let runtime = try makeRuntime()
+    let output = try runSnippet(
+      runtime,
+      "local v, err = json.decode(string.rep('[', 500) .. string.rep(']', 500)) return { v == nil, err }"
+    )
+    #expect(output == #"[true,"invalid JSON at byte 202: nested too deeply"]"#)
+    let cycle = failureMessage {
+      _ = try runSnippet(runtime, "local t = {} t.self = t return t")
+    }
+    #expect(
+      cycle
+        == "hook 'run' of script 't' returned a value that cannot be encoded as JSON: cannot encode JSON nested deeper than 200 levels (is there a cycle?)"
+    )
+  }
+
   @Test func undeclaredGlobalWriteIsError() throws {
     let runtime = try makeRuntime()
     let message = failureMessage { _ = try runSnippet(runtime, "counter = 1") }

@@ -77,6 +77,12 @@ import Testing
     #expect(
       try harness.poll(ProviderResponse(503, "busy", headers: ["retry-after": "30"]))
         == ["state": "retry", "error": "poll failed with HTTP 503: busy", "after": 30])
+    let proxyPage = try harness.poll(
+      ProviderResponse(403, "<html>Access denied</html>", headers: ["content-type": "text/html"]))
+    #expect(proxyPage == ["state": "retry", "error": "poll failed with HTTP 403 (an HTML page)"])
+    #expect(
+      try harness.poll(ProviderResponse(404, #"{"message":"no such job"}"#))
+        == ["state": "failed", "error": "poll failed with HTTP 404: no such job"])
     let notJson = try harness.poll(
       ProviderResponse(200, "ok", headers: ["content-type": "text/plain"]))
     #expect(notJson["state"] == "retry")

@@ -114,6 +114,6 @@ import Testing
     var harness = try submitted()
     let verdict = try harness.poll(
       ProviderResponse(504, "<html>Gateway Timeout</html>", headers: ["content-type": "text/html"]))
-    #expect(verdict == ["state": "retry", "error": "poll failed with HTTP 504"])
+    #expect(verdict == ["state": "retry", "error": "poll failed with HTTP 504 (an HTML page)"])
   }
 }

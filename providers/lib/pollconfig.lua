@@ -163,6 +163,17 @@ function M.non_success_verdict(response, what)
   return { state = "failed", error = text }
 end
 
+-- Returns the verdict for a non-2xx poll response. Like non_success_verdict, except that an
+-- HTML page is retried whatever its status, because it comes from a proxy in front of the
+-- provider rather than from the provider's API.
+function M.poll_failure_verdict(response, what)
+  if M.is_html(response) then
+    return M.retry(what .. " failed with HTTP " .. tostring(response.statusCode) .. " (an HTML page)",
+      response)
+  end
+  return M.non_success_verdict(response, what)
+end
+
 local dropped_headers = {
   ["content-type"] = true,
   ["content-length"] = true,
@@ -265,7 +276,7 @@ function M.make_on_poll(running_values)
   return function(ctx)
     local response = ctx.response
     if not M.is_success(response.statusCode) then
-      return M.non_success_verdict(response, "poll")
+      return M.poll_failure_verdict(response, "poll")
     end
     local body, message = M.decode_body(response)
     if body == nil then
