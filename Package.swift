@@ -22,7 +22,7 @@ let package = Package(
     .target(
       name: "CLuaHost",
       dependencies: ["CLua"],
-      linkerSettings: [.linkedLibrary("lua5.4-cjson"), .linkedLibrary("lua5.4")]
+      linkerSettings: [.linkedLibrary("lua5.4")]
     ),
 
     .target(name: "Support", dependencies: ["COpenSSL"]),
@@ -48,7 +48,8 @@ let package = Package(
       dependencies: [
         "API", "Engine", "Support", "Storage", "LuaRuntime", "HTTPServer", "HTTPClient",
         "MockProvider",
-      ]
+      ],
+      exclude: ["Fixtures"]
     ),
   ]
 )

@@ -198,6 +198,8 @@ extension Engine {
       "pollCount": .int(Int64(task.pollCount)),
     ]
     if let job = task.job { fields["job"] = job }
+    // on_result sees the request that fetched the result, for templates that chain requests.
+    if let request = task.fetchRequest { fields["request"] = request }
     if let response {
       fields["response"] = .object([
         "statusCode": .int(Int64(response.statusCode)),
