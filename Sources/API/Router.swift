@@ -90,7 +90,8 @@ public final class APIRouter: Sendable {
       logger.error("cannot store new task", [("task", task.id), ("error", "\(error)")])
       return self.error(500, "storage_error", "the task could not be stored; try again")
     }
-    return .json(201, JSONValue.object(["task": TaskPresenter.json(task, baseURL: publicURL)]).serialized())
+    return .json(
+      201, JSONValue.object(["task": TaskPresenter.json(task, baseURL: publicURL)]).serialized())
   }
 
   private func getTask(_ request: HTTPRequest, id: String, team: String) -> HTTPResponse {
@@ -104,7 +105,8 @@ public final class APIRouter: Sendable {
         task = lookUp(id, team: team) ?? task
       }
     }
-    return .json(200, JSONValue.object(["task": TaskPresenter.json(task, baseURL: publicURL)]).serialized())
+    return .json(
+      200, JSONValue.object(["task": TaskPresenter.json(task, baseURL: publicURL)]).serialized())
   }
 
   private func listTasks(_ request: HTTPRequest, team: String) -> HTTPResponse {
@@ -206,6 +208,7 @@ public final class APIRouter: Sendable {
   }
 
   private func error(_ status: Int, _ code: String, _ message: String) -> HTTPResponse {
-    .json(status, JSONValue.object(["error": .string(message), "code": .string(code)]).serialized())
+    .json(
+      status, JSONValue.object(["error": .string(message), "code": .string(code)]).serialized())
   }
 }

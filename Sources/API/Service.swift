@@ -89,7 +89,8 @@ public final class Service: @unchecked Sendable {
     directories += options.providerDirectories
     let (catalog, problems) = ProviderCatalog.load(directories: directories, limits: limits)
     for problem in problems {
-      logger.error("provider script rejected", [("file", problem.file), ("error", problem.message)])
+      logger.error(
+        "provider script rejected", [("file", problem.file), ("error", problem.message)])
     }
     for template in catalog.sortedTemplates {
       var fields = [("provider", template.id), ("file", template.file)]
@@ -103,7 +104,8 @@ public final class Service: @unchecked Sendable {
       host: options.host, port: options.port, maxBodyBytes: APIRouter.maxBodyBytes,
       handler: { request in
         guard let router = box.router else {
-          return .json(503, #"{"error":"the service is starting; retry shortly","code":"starting"}"#)
+          return .json(
+            503, #"{"error":"the service is starting; retry shortly","code":"starting"}"#)
         }
         return router.handle(request)
       })
@@ -161,7 +163,8 @@ public final class Service: @unchecked Sendable {
     }
     let local = (files.currentDirectoryPath as NSString).appendingPathComponent("providers")
     if isProviders(local) { return local }
-    var directory = (CommandLine.arguments.first.map { URL(fileURLWithPath: $0) }
+    var directory =
+      (CommandLine.arguments.first.map { URL(fileURLWithPath: $0) }
       ?? URL(fileURLWithPath: "/")).resolvingSymlinksInPath().deletingLastPathComponent()
     for _ in 0..<6 {
       let candidate = directory.appendingPathComponent("providers").path

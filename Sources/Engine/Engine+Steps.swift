@@ -3,7 +3,7 @@ import HTTPClient
 import Storage
 import Support
 
-/// What a hook decided about a response.
+/// A hook's decision about a response.
 struct Verdict {
   enum State: String {
     case polling, running, completed, fetch, failed, retry, cancelled
@@ -39,7 +39,9 @@ extension Engine {
       task.step != .call
     {
       let minutes = (task.pollConfigValue(catalog)["maxDuration"]?.doubleValue ?? 600)
-      end(&task, .timeout, error: "provider job did not finish within maxDuration (\(Int(minutes)) s)")
+      end(
+        &task, .timeout, error: "provider job did not finish within maxDuration (\(Int(minutes)) s)"
+      )
       try commit(task)
       return
     }
@@ -85,7 +87,9 @@ extension Engine {
     return .some(nil)
   }
 
-  func end(_ task: inout TaskRecord, _ status: TaskStatus, error: String? = nil, code: String? = nil) {
+  func end(
+    _ task: inout TaskRecord, _ status: TaskStatus, error: String? = nil, code: String? = nil
+  ) {
     let now = Timestamp.now()
     task.status = status
     task.error = error
@@ -126,7 +130,8 @@ extension Engine {
 
     switch outcome {
     case .success(let response):
-      let retryable = response.statusCode >= 500 || response.statusCode == 408
+      let retryable =
+        response.statusCode >= 500 || response.statusCode == 408
         || response.statusCode == 429
       if retryable, task.retryCount < task.maxRetries {
         let wait =
@@ -136,7 +141,10 @@ extension Engine {
       } else {
         task.result = plainResult(response)
         if retryable {
-          end(&task, .failed, error: "HTTP \(response.statusCode) after \(task.retryCount + 1) attempts", code: "retries_exhausted")
+          end(
+            &task, .failed,
+            error: "HTTP \(response.statusCode) after \(task.retryCount + 1) attempts",
+            code: "retries_exhausted")
           task.result = plainResult(response)
         } else {
           end(&task, .completed)
@@ -150,7 +158,9 @@ extension Engine {
           &task, after: Backoff.callDelay(attempt: task.retryCount + 1, mode: task.retryBackoff),
           reason: error.message)
       } else {
-        end(&task, .failed, error: "\(error.message) (after \(task.retryCount + 1) attempts)", code: "retries_exhausted")
+        end(
+          &task, .failed, error: "\(error.message) (after \(task.retryCount + 1) attempts)",
+          code: "retries_exhausted")
       }
     }
     try commit(task)
@@ -198,7 +208,7 @@ extension Engine {
       "pollCount": .int(Int64(task.pollCount)),
     ]
     if let job = task.job { fields["job"] = job }
-    // on_result sees the request that fetched the result, for templates that chain requests.
+    // on_result receives the request that fetched the result, for templates that chain requests.
     if let request = task.fetchRequest { fields["request"] = request }
     if let response {
       fields["response"] = .object([
@@ -224,7 +234,9 @@ extension Engine {
       url.lowercased().hasPrefix("http://") || url.lowercased().hasPrefix("https://")
     else {
       throw HookError(
-        message: "hook \(hook) must return a request with an http or https 'url'; got \(value.serialized().prefix(200))")
+        message:
+          "hook \(hook) must return a request with an http or https 'url'; got \(value.serialized().prefix(200))"
+      )
     }
     let headers = (value["headers"]?.objectValue ?? [:]).compactMap { name, headerValue in
       headerValue.stringValue.map { (name, $0) }
@@ -273,7 +285,8 @@ extension Engine {
     case .success(let response):
       let verdict: Verdict
       do throws(HookError) {
-        verdict = try Verdict(try callHook(task, "on_submit", response: response), hook: "on_submit")
+        verdict = try Verdict(
+          try callHook(task, "on_submit", response: response), hook: "on_submit")
       } catch {
         end(&task, .failed, error: "script_error: \(error.message)", code: "script_error")
         try commit(task)
@@ -286,7 +299,8 @@ extension Engine {
   private func submitFailed(_ task: inout TaskRecord, _ error: ClientError) throws(StorageError) {
     // A refused connection never reached the provider, so sending again is safe. A timeout or
     // a broken connection may have created a job, so only a template that opts in resends.
-    let resendSafe = error.kind == .connect
+    let resendSafe =
+      error.kind == .connect
       || (task.provider.flatMap { catalog.templates[$0]?.resubmit } ?? false)
     if error.kind == .addressNotAllowed || error.kind == .invalidRequest {
       end(&task, .failed, error: error.message, code: error.kind.rawValue)
@@ -305,7 +319,8 @@ extension Engine {
     try commit(task)
   }
 
-  private func applySubmitVerdict(_ task: inout TaskRecord, _ verdict: Verdict) throws(StorageError) {
+  private func applySubmitVerdict(_ task: inout TaskRecord, _ verdict: Verdict) throws(StorageError)
+  {
     let now = Timestamp.now()
     switch verdict.state {
     case .polling, .running:
@@ -318,7 +333,9 @@ extension Engine {
       task.result = verdict.result ?? .null
       end(&task, .completed)
     case .failed:
-      end(&task, .failed, error: verdict.error ?? "provider rejected the submit", code: "provider_error")
+      end(
+        &task, .failed, error: verdict.error ?? "provider rejected the submit",
+        code: "provider_error")
     case .retry:
       if task.retryCount < task.maxRetries {
         scheduleRetry(
@@ -327,10 +344,18 @@ extension Engine {
             ?? Backoff.callDelay(attempt: task.retryCount + 1, mode: task.retryBackoff),
           reason: verdict.error ?? "provider asked to retry")
       } else {
-        end(&task, .failed, error: "submit failed: \(verdict.error ?? "provider asked to retry") (after \(task.retryCount + 1) attempts)", code: "retries_exhausted")
+        end(
+          &task, .failed,
+          error:
+            "submit failed: \(verdict.error ?? "provider asked to retry") (after \(task.retryCount + 1) attempts)",
+          code: "retries_exhausted")
       }
     case .fetch, .cancelled:
-      end(&task, .failed, error: "script_error: on_submit returned state '\(verdict.state.rawValue)', which is not allowed there", code: "script_error")
+      end(
+        &task, .failed,
+        error:
+          "script_error: on_submit returned state '\(verdict.state.rawValue)', which is not allowed there",
+        code: "script_error")
     }
     task.updatedAt = now
     try commit(task)
@@ -396,16 +421,21 @@ extension Engine {
       task.nextRunAt = min(now + pollInterval(task, verdict), task.deadlineAt ?? .infinity)
       try commit(task)
     case .retry:
-      pollFailed(&task, reason: verdict.error ?? "HTTP \(response.statusCode)", after: verdict.after)
+      pollFailed(
+        &task, reason: verdict.error ?? "HTTP \(response.statusCode)", after: verdict.after)
       try commit(task)
     case .completed:
       try complete(&task, verdict, response: response)
     case .failed:
-      end(&task, .failed, error: verdict.error ?? "provider reported a failure", code: "provider_error")
+      end(
+        &task, .failed, error: verdict.error ?? "provider reported a failure",
+        code: "provider_error")
       try commit(task)
     case .fetch:
       guard let request = verdict.raw["request"] else {
-        end(&task, .failed, error: "script_error: on_poll returned state 'fetch' without a 'request'", code: "script_error")
+        end(
+          &task, .failed, error: "script_error: on_poll returned state 'fetch' without a 'request'",
+          code: "script_error")
         try commit(task)
         return
       }
@@ -424,7 +454,8 @@ extension Engine {
   private func fetch(_ task: inout TaskRecord) async throws(StorageError) {
     let request: ClientRequest
     do throws(HookError) {
-      request = try buildRequest(task.fetchRequest ?? .null, hook: "on_poll", timeout: max(task.timeout, 60))
+      request = try buildRequest(
+        task.fetchRequest ?? .null, hook: "on_poll", timeout: max(task.timeout, 60))
     } catch {
       end(&task, .failed, error: "script_error: \(error.message)", code: "script_error")
       try commit(task)
@@ -438,7 +469,8 @@ extension Engine {
     case .success(let response):
       let verdict: Verdict
       do throws(HookError) {
-        verdict = try Verdict(try callHook(task, "on_result", response: response), hook: "on_result")
+        verdict = try Verdict(
+          try callHook(task, "on_result", response: response), hook: "on_result")
       } catch {
         end(&task, .failed, error: "script_error: \(error.message)", code: "script_error")
         try commit(task)
@@ -453,10 +485,14 @@ extension Engine {
         try commit(task)
         try await fetch(&task)
       case .retry, .running, .polling:
-        pollFailed(&task, reason: verdict.error ?? "result not ready (HTTP \(response.statusCode))", after: verdict.after)
+        pollFailed(
+          &task, reason: verdict.error ?? "result not ready (HTTP \(response.statusCode))",
+          after: verdict.after)
         try commit(task)
       case .failed:
-        end(&task, .failed, error: verdict.error ?? "provider reported a failure", code: "provider_error")
+        end(
+          &task, .failed, error: verdict.error ?? "provider reported a failure",
+          code: "provider_error")
         try commit(task)
       case .cancelled:
         end(&task, .cancelled, error: verdict.error ?? "cancelled at the provider")
@@ -472,7 +508,8 @@ extension Engine {
   {
     var result = verdict.result ?? .null
     if let file = verdict.raw["file"], file.objectValue != nil {
-      let contentType = file["contentType"]?.stringValue
+      let contentType =
+        file["contentType"]?.stringValue
         ?? response.headers["content-type"] ?? "application/octet-stream"
       let name = sanitizedFileName(file["name"]?.stringValue ?? "result")
       do {
@@ -495,7 +532,8 @@ extension Engine {
   }
 
   private func sanitizedFileName(_ name: String) -> String {
-    let cleaned = String(name.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" ? $0 : "_" })
+    let cleaned = String(
+      name.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" ? $0 : "_" })
     return cleaned.isEmpty || cleaned.hasPrefix(".") ? "result" : String(cleaned.prefix(100))
   }
 
@@ -519,7 +557,7 @@ extension Engine {
 }
 
 extension TaskRecord {
-  /// The pollConfig in force: the task's custom one, else its template's.
+  /// Returns the pollConfig in force: the task's custom one, else its template's.
   func pollConfigValue(_ catalog: ProviderCatalog) -> JSONValue {
     if let pollConfig { return pollConfig }
     if let provider, let template = catalog.templates[provider] { return template.pollConfig }

@@ -125,7 +125,9 @@ public struct ProviderCatalog: Sendable {
     for key in fields.keys.sorted() where !knownFields.contains(key) {
       throw TemplateError(
         file: file,
-        message: "unknown field '\(key)'; allowed fields are \(knownFields.sorted().joined(separator: ", "))")
+        message:
+          "unknown field '\(key)'; allowed fields are \(knownFields.sorted().joined(separator: ", "))"
+      )
     }
     for hook in loaded.hooks where !knownHooks.contains(hook) {
       throw TemplateError(
@@ -167,14 +169,16 @@ public enum PollConfigRules {
     "resultUrlTemplate", "errorPath", "forwardAuth", "maxDuration",
   ]
 
-  /// The first problem found, naming the key and the fix, or nil when the pollConfig is valid.
+  /// Returns the first problem found, naming the key and the fix, or nil when the pollConfig is
+  /// valid.
   public static func problem(in config: JSONValue, requireURLTemplate: Bool) -> String? {
     guard let fields = config.objectValue else { return "must be a JSON object" }
     for key in fields.keys.sorted() where !keys.contains(key) {
       return "unknown key '\(key)'; allowed keys are \(keys.sorted().joined(separator: ", "))"
     }
     if requireURLTemplate {
-      for key in ["urlTemplate", "statusPath", "doneValues", "failValues"] where fields[key] == nil {
+      for key in ["urlTemplate", "statusPath", "doneValues", "failValues"] where fields[key] == nil
+      {
         return "required key '\(key)' is missing"
       }
     }

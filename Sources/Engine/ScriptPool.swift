@@ -31,7 +31,8 @@ final class ScriptPool: @unchecked Sendable {
         try runtime.addModule(name: name, source: module.source, chunkName: module.file)
       }
       for template in catalog.templates.values {
-        _ = try runtime.loadScript(key: template.id, source: template.source, chunkName: template.file)
+        _ = try runtime.loadScript(
+          key: template.id, source: template.source, chunkName: template.file)
       }
       _ = try runtime.loadScript(
         key: customTemplateKey, source: "return require(\"lib.pollconfig\").template({})",

@@ -74,9 +74,12 @@ public struct TaskRequestParser: Sendable {
       pollConfig: pollConfig,
       onCompleteUrl: try httpURL(fields["onCompleteUrl"], field: "onCompleteUrl", required: false),
       timeout: try number(fields["timeout"], field: "timeout", range: 1...600, default: 30),
-      maxRetries: Int(try number(fields["maxRetries"], field: "maxRetries", range: 0...10, default: 3, integer: true)),
+      maxRetries: Int(
+        try number(
+          fields["maxRetries"], field: "maxRetries", range: 0...10, default: 3, integer: true)),
       retryBackoff: try parseBackoff(fields["retryBackoff"]),
-      priority: Int(try number(fields["priority"], field: "priority", range: 1...10, default: 5, integer: true)),
+      priority: Int(
+        try number(fields["priority"], field: "priority", range: 1...10, default: 5, integer: true)),
       delayUntil: try parseDelay(fields["delayUntil"]), createdAt: now)
     if let delay = task.delayUntil, delay > now {
       task.status = .delayed
@@ -137,7 +140,8 @@ public struct TaskRequestParser: Sendable {
           byte > 32 && byte < 127 && !"()<>@,;:\\\"/[]?={}".utf8.contains(byte)
         }
       guard validName else {
-        throw RequestError(code: "invalid_field", "header name \(quoted(name)) is not a valid token")
+        throw RequestError(
+          code: "invalid_field", "header name \(quoted(name)) is not a valid token")
       }
       guard let text = headerValue.stringValue ?? headerValue.intValue.map(String.init) else {
         throw RequestError(code: "invalid_field", "header '\(name)' must have a string value")

@@ -3,7 +3,7 @@ import HTTPClient
 import Storage
 import Support
 
-/// Delivers completion webhooks: signed POSTs retried with backoff until a 2xx answer or until
+/// Delivers completion webhooks: signed POSTs retried with backoff until a 2xx response or until
 /// the retention period after the task ended passes. Every attempt is recorded.
 final class WebhookDispatcher: @unchecked Sendable {
   private let store: TaskStore
@@ -117,7 +117,10 @@ final class WebhookDispatcher: @unchecked Sendable {
       method: "POST", url: delivery.url,
       headers: [
         ("Content-Type", "application/json"),
-        ("X-AsyncQueue-Signature", WebhookSignature.header(secret: secret, timestamp: timestamp, body: delivery.payload)),
+        (
+          "X-AsyncQueue-Signature",
+          WebhookSignature.header(secret: secret, timestamp: timestamp, body: delivery.payload)
+        ),
         ("X-AsyncQueue-Task-Id", delivery.taskId),
         ("X-AsyncQueue-Event", delivery.event),
         ("X-AsyncQueue-Delivery-Id", String(delivery.id)),
@@ -139,7 +142,9 @@ final class WebhookDispatcher: @unchecked Sendable {
     }
     delivery.lastStatus = statusCode
     delivery.lastError = failure
-    let fields = [("task", delivery.taskId), ("url", delivery.url), ("attempt", String(delivery.attempts))]
+    let fields = [
+      ("task", delivery.taskId), ("url", delivery.url), ("attempt", String(delivery.attempts)),
+    ]
     if failure == nil {
       delivery.deliveredAt = Timestamp.now()
       delivery.nextAttemptAt = nil
@@ -148,7 +153,8 @@ final class WebhookDispatcher: @unchecked Sendable {
       let next = Timestamp.now() + Backoff.webhookDelay(attempt: delivery.attempts) * delayScale
       if next > delivery.createdAt + retention {
         delivery.nextAttemptAt = nil
-        logger.error("webhook abandoned after retention period", fields + [("error", failure ?? "")])
+        logger.error(
+          "webhook abandoned after retention period", fields + [("error", failure ?? "")])
       } else {
         delivery.nextAttemptAt = next
         logger.warn("webhook failed; will retry", fields + [("error", failure ?? "")])

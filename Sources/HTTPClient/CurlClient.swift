@@ -20,7 +20,9 @@ public final class CurlClient: @unchecked Sendable {
     _ = Self.globalInit
     policy = AddressPolicy(allowPrivateNetwork: allowPrivateNetwork)
     self.userAgent = userAgent
-    guard let handle = curl_multi_init() else { fatalError("curl_multi_init failed: out of memory") }
+    guard let handle = curl_multi_init() else {
+      fatalError("curl_multi_init failed: out of memory")
+    }
     multi = handle
     aq_curl_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64)
     aq_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, 512)

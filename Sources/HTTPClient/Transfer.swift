@@ -86,7 +86,9 @@ final class Transfer: @unchecked Sendable {
         // body still needs a valid pointer.
         let pointer = buffer.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
         var empty: UInt8 = 0
-        aq_curl_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, pointer ?? withUnsafeMutablePointer(to: &empty) { UnsafeMutableRawPointer($0) })
+        aq_curl_setopt_pointer(
+          easy, CURLOPT_COPYPOSTFIELDS,
+          pointer ?? withUnsafeMutablePointer(to: &empty) { UnsafeMutableRawPointer($0) })
       }
       if method != "POST" { aq_curl_setopt_string(easy, CURLOPT_CUSTOMREQUEST, method) }
     }
@@ -184,7 +186,7 @@ final class Transfer: @unchecked Sendable {
     return length
   }
 
-  /// Opens each socket curl asks for, after checking the address against the policy, so a
+  /// Opens each socket that curl requests, after checking the address against the policy, so a
   /// refused address never even gets a connection attempt (redirect targets included).
   private static let openCheckedSocket: curl_opensocket_callback = { context, _, address in
     guard let context, let address else { return -1 }

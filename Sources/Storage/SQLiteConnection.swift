@@ -99,8 +99,9 @@ final class SQLiteConnection {
   private func prepare(_ sql: String) throws(StorageError) -> OpaquePointer {
     if let cached = statements[sql] { return cached }
     var statement: OpaquePointer?
-    guard sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
-      == SQLITE_OK, let statement
+    guard
+      sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        == SQLITE_OK, let statement
     else { throw failure(sql) }
     statements[sql] = statement
     return statement

@@ -77,7 +77,8 @@ public enum WebhookSignature {
       if pair[0] == "v1" { signatures.append(pair[1]) }
     }
     guard let timestamp, abs(now - timestamp) <= tolerance else { return false }
-    let expected = Self.header(secret: secret, timestamp: timestamp, body: body)
+    let expected =
+      Self.header(secret: secret, timestamp: timestamp, body: body)
       .split(separator: "=").last.map(String.init) ?? ""
     return signatures.contains { Crypto.constantTimeEqual($0, expected) }
   }

@@ -90,8 +90,8 @@ extension JSONValue {
   public func serializedData() -> Data {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    // Encoding a JSONValue cannot fail: every case maps to a JSON value. A non-finite double
-    // is the one exception, and the decoder never produces one.
+    // Every case maps to a JSON value, except a non-finite double, which makes the encoder
+    // throw. The decoder never produces one, and the fallback for a hand-built one is null.
     return (try? encoder.encode(self)) ?? Data("null".utf8)
   }
 }
@@ -143,7 +143,8 @@ extension JSONValue {
   public var isNull: Bool { self == .null }
 }
 
-extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral,
+  ExpressibleByBooleanLiteral,
   ExpressibleByDictionaryLiteral, ExpressibleByArrayLiteral, ExpressibleByNilLiteral,
   ExpressibleByFloatLiteral
 {

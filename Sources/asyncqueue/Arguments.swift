@@ -1,6 +1,6 @@
 import Foundation
 
-/// A command-line error: the message says what is wrong and how to fix it.
+/// A command-line error whose message states what is wrong and how to fix it.
 struct UsageError: Error, CustomStringConvertible {
   let message: String
   var description: String { message }
@@ -45,7 +45,8 @@ struct ParsedFlags {
         } else {
           index += 1
           guard index < arguments.count else {
-            throw UsageError(message: "flag '--\(name)' needs a value: --\(name) \(spec.valueName!)")
+            throw UsageError(
+              message: "flag '--\(name)' needs a value: --\(name) \(spec.valueName!)")
           }
           value = arguments[index]
         }

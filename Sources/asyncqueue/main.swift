@@ -14,32 +14,50 @@ let serveFlags: [FlagSpec] = [
     help: "Directory for the SQLite database and stored results. Default: ./data."),
   FlagSpec(
     name: "providers-dir", environment: "ASYNCQUEUE_PROVIDERS_DIR", valueName: "DIR",
-    help:
-      "Extra directory of provider templates (*.lua), loaded after the built-in ones;\na template with the same id replaces the earlier one. Repeatable; the\nenvironment variable takes a colon-separated list.",
+    help: """
+      Extra directory of provider templates (*.lua), loaded after the built-in ones;
+      a template with the same id replaces the earlier one. Repeatable; the
+      environment variable takes a colon-separated list.
+      """,
     repeatable: true),
   FlagSpec(
     name: "builtin-providers-dir", environment: "ASYNCQUEUE_BUILTIN_PROVIDERS_DIR",
     valueName: "DIR",
-    help:
-      "Directory of the built-in templates. Default: ./providers, else the providers/\nfolder above the executable, else /usr/share/asyncqueue/providers."),
+    help: """
+      Directory of the built-in templates. Default: ./providers, else the providers/
+      folder above the executable, else /usr/share/asyncqueue/providers.
+      """
+  ),
   FlagSpec(
     name: "api-key", environment: "ASYNCQUEUE_API_KEY", valueName: "KEY",
-    help:
-      "API key clients must send (Authorization: Bearer KEY or X-API-Key: KEY). Repeatable;\nthe environment variable takes a comma-separated list. Only a SHA-256 hash is stored.\nWhen none is given and none is stored, one is generated and printed once.",
+    help: """
+      API key clients must send (Authorization: Bearer KEY or X-API-Key: KEY). Repeatable;
+      the environment variable takes a comma-separated list. Only a SHA-256 hash is stored.
+      When none is given and none is stored, one is generated and printed once.
+      """,
     repeatable: true),
   FlagSpec(
     name: "webhook-secret", environment: "ASYNCQUEUE_WEBHOOK_SECRET", valueName: "SECRET",
-    help:
-      "Secret for the X-AsyncQueue-Signature HMAC on webhooks and calls. Default: generated\nat first start, stored in the data directory and printed once; see 'asyncqueue secret show'."
+    help: """
+      Secret for the X-AsyncQueue-Signature HMAC on webhooks and calls. Default: generated
+      at first start, stored in the data directory and printed once; see 'asyncqueue secret show'.
+      """
   ),
   FlagSpec(
     name: "allow-private-network", environment: "ASYNCQUEUE_ALLOW_PRIVATE_NETWORK",
     valueName: nil,
-    help:
-      "Allow targets and webhooks on loopback, private and link-local addresses.\nDefault: off (refused). Tests and local mock providers need it."),
+    help: """
+      Allow targets and webhooks on loopback, private and link-local addresses.
+      Default: off (refused). Tests and local mock providers need it.
+      """
+  ),
   FlagSpec(
     name: "public-url", environment: "ASYNCQUEUE_PUBLIC_URL", valueName: "URL",
-    help: "Base URL clients use to reach this service, for result file links.\nDefault: http://HOST:PORT."),
+    help: """
+      Base URL clients use to reach this service, for result file links.
+      Default: http://HOST:PORT.
+      """
+  ),
   FlagSpec(
     name: "log-level", environment: "ASYNCQUEUE_LOG_LEVEL", valueName: "LEVEL",
     help: "Lowest level logged: debug, info, warn or error. Default: info."),

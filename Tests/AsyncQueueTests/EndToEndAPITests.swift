@@ -92,7 +92,10 @@ import Testing
       (#"{"method": "GET"}"#, "missing_field", "targetUrl"),
       (#"{"targetUrl": "file:///etc/passwd"}"#, "invalid_field", "targetUrl"),
       (#"{"targetUrl": "https://x.example", "method": "FETCH"}"#, "invalid_field", "method"),
-      (#"{"targetUrl": "https://x.example", "provider": "dalle"}"#, "unknown_provider", "stability-video"),
+      (
+        #"{"targetUrl": "https://x.example", "provider": "dalle"}"#, "unknown_provider",
+        "stability-video"
+      ),
       (
         #"{"targetUrl": "https://x.example", "provider": "fal", "pollConfig": {"urlTemplate": "u", "statusPath": "s", "doneValues": [], "failValues": []}}"#,
         "conflicting_fields", "pollConfig"
@@ -146,10 +149,13 @@ import Testing
   @Test func privateTargetRefusedWithoutFlag() async throws {
     let service = try TestService(allowPrivateNetwork: false)
     defer { service.stop() }
-    let id = try await service.createTask(["targetUrl": "http://127.0.0.1:9/never", "maxRetries": 0])
+    let id = try await service.createTask([
+      "targetUrl": "http://127.0.0.1:9/never", "maxRetries": 0,
+    ])
     let task = try await service.waitForEnd(id)
     #expect(task["status"]?.stringValue == "failed")
-    #expect(task["error"]?.stringValue?.contains("allow-private-network") == true, "\(task.serialized())")
+    #expect(
+      task["error"]?.stringValue?.contains("allow-private-network") == true, "\(task.serialized())")
   }
 
   @Test func unknownTaskIs404() async throws {

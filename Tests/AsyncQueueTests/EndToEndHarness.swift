@@ -59,7 +59,9 @@ final class TestService: @unchecked Sendable {
         method: method, url: baseURL + path, headers: allHeaders,
         body: body.map { Array($0.utf8) }, timeout: 40))
     let response = try outcome.get()
-    let json = (try? JSONValue.parse(response.body)) ?? .string(String(decoding: response.body, as: UTF8.self))
+    let json =
+      (try? JSONValue.parse(response.body))
+      ?? .string(String(decoding: response.body, as: UTF8.self))
     return (response.statusCode, json)
   }
 
