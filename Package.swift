@@ -5,7 +5,8 @@ let package = Package(
   name: "asyncqueue",
   platforms: [.macOS(.v14)],
   products: [
-    .executable(name: "asyncqueue", targets: ["asyncqueue"])
+    .executable(name: "asyncqueue", targets: ["asyncqueue"]),
+    .executable(name: "asyncqueue-mock", targets: ["asyncqueue-mock"]),
   ],
   targets: [
     // Debian's C libraries, one system-library target each. Each module map points at a
@@ -43,6 +44,7 @@ let package = Package(
 
     // A loopback imitation of the six providers, used by the tests and the benchmarks.
     .target(name: "MockProvider", dependencies: ["HTTPServer", "Support"]),
+    .executableTarget(name: "asyncqueue-mock", dependencies: ["MockProvider"]),
 
     .testTarget(
       name: "AsyncQueueTests",

@@ -49,14 +49,16 @@ public struct EngineConfig: Sendable {
 /// commits every state change to the store before acting on it.
 public final class Engine: @unchecked Sendable {
   public let store: TaskStore
-  public let catalog: ProviderCatalog
   public let config: EngineConfig
-  let scripts: ScriptPool
   let client: CurlClient
   let logger: Logger
   let webhooks: WebhookDispatcher
 
   private let lock = NSLock()
+  // Guarded by `lock`: the loaded templates and the Lua states that run them, replaced whole
+  // by `replaceScripts`.
+  private var loadedCatalog: ProviderCatalog
+  private var loadedScripts: ScriptPool
   // Guarded by `lock`.
   private var active: [String: TaskRecord] = [:]
   private var queue = DueQueue()
@@ -74,9 +76,9 @@ public final class Engine: @unchecked Sendable {
   {
     self.config = config
     self.store = store
-    self.catalog = catalog
     self.logger = logger
-    self.scripts = try ScriptPool(
+    self.loadedCatalog = catalog
+    self.loadedScripts = try ScriptPool(
       catalog: catalog, size: config.scriptStates, limits: config.scriptLimits, logger: logger)
     self.client = CurlClient(
       allowPrivateNetwork: config.allowPrivateNetwork, userAgent: "asyncqueue/0.1")
@@ -129,6 +131,22 @@ public final class Engine: @unchecked Sendable {
     schedulerStopped.wait()
     webhooks.stop()
     client.shutdown()
+  }
+
+  /// The templates in force.
+  public var catalog: ProviderCatalog { lock.withLock { loadedCatalog } }
+
+  var scripts: ScriptPool { lock.withLock { loadedScripts } }
+
+  /// Swaps in a new set of templates. Each hook call takes the set in force when it starts, so
+  /// a task in flight runs its next hook with the new version of its template.
+  public func replaceScripts(_ catalog: ProviderCatalog) throws {
+    let pool = try ScriptPool(
+      catalog: catalog, size: config.scriptStates, limits: config.scriptLimits, logger: logger)
+    lock.withLock {
+      loadedCatalog = catalog
+      loadedScripts = pool
+    }
   }
 
   // MARK: Tasks from the API

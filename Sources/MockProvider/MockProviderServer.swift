@@ -29,18 +29,27 @@ public final class MockProviderServer: @unchecked Sendable {
   private let store = JobStore()
   private let lock = NSLock()
   private var recorded: [RecordedRequest] = []
+  // Submits per provider name, counted even when requests are not recorded.
+  private var submits: [String: Int] = [:]
   private var server: HTTPServer?
+  private let requestedPort: UInt16
+  private let recordsRequests: Bool
 
-  public init() {}
+  /// Port 0 picks a free port. Without recording, `requests()` stays empty, which keeps memory
+  /// flat in long benchmark runs.
+  public init(port: UInt16 = 0, recordsRequests: Bool = true) {
+    self.requestedPort = port
+    self.recordsRequests = recordsRequests
+  }
 
   deinit {
     stop()
   }
 
-  /// Starts listening on a free port on 127.0.0.1. Does nothing when already running.
+  /// Starts listening on 127.0.0.1. Does nothing when already running.
   public func start() throws {
     if lock.withLock({ self.server != nil }) { return }
-    let server = HTTPServer(host: "127.0.0.1", port: 0, maxBodyBytes: 64 << 20) { [weak self] in
+    let server = HTTPServer(host: "127.0.0.1", port: requestedPort, maxBodyBytes: 64 << 20) { [weak self] in
       self?.handle($0) ?? .text(503, "mock provider stopped")
     }
     try server.start()
@@ -69,7 +78,7 @@ public final class MockProviderServer: @unchecked Sendable {
   /// the provider's name ("runwayml") or its path prefix ("runway").
   public func submitCount(provider: String) -> Int {
     guard let api = api(named: provider) else { return 0 }
-    return requests().filter { $0.provider == api.name && isSubmit($0, api: api) }.count
+    return lock.withLock { submits[api.name] ?? 0 }
   }
 
   /// Returns the ids of jobs that a DELETE removed after they had finished, which destroys
@@ -82,7 +91,10 @@ public final class MockProviderServer: @unchecked Sendable {
   /// Forgets every job and recorded request.
   public func reset() {
     store.removeAll()
-    lock.withLock { recorded = [] }
+    lock.withLock {
+      recorded = []
+      submits = [:]
+    }
   }
 
   private func api(named name: String) -> (any ProviderAPI)? {
@@ -123,7 +135,12 @@ public final class MockProviderServer: @unchecked Sendable {
     let entry = RecordedRequest(
       method: request.method, path: path, headers: request.headers, body: request.body,
       provider: provider)
-    lock.withLock { recorded.append(entry) }
+    let api = api(named: provider)
+    let isSubmitRequest = api.map { isSubmit(entry, api: $0) } ?? false
+    lock.withLock {
+      if isSubmitRequest { submits[provider, default: 0] += 1 }
+      if recordsRequests { recorded.append(entry) }
+    }
   }
 
   /// Serves `/files/{provider}/{id}/{name}` with deterministic fake bytes.
