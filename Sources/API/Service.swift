@@ -14,6 +14,11 @@ public struct ServiceOptions: Sendable {
   public var builtinProvidersDirectory: String?
   /// Extra template directories, loaded after the built-in one; later ones win on equal ids.
   public var providerDirectories: [String] = []
+  /// Extra plugin directories, loaded after the built-in `plugins/`.
+  public var pluginDirectories: [String] = []
+  /// Plugin settings by plugin name, e.g. `["result-archive": {"enabled": true}]`. A plugin
+  /// runs only when its entry has `"enabled": true`.
+  public var plugins: [String: JSONValue] = [:]
   public var apiKeys: [String] = []
   public var webhookSecret: String?
   public var allowPrivateNetwork = false

@@ -42,7 +42,7 @@ extension Engine {
       end(
         &task, .timeout, error: "provider job did not finish within maxDuration (\(Int(minutes)) s)"
       )
-      try commit(task)
+      try await commit(&task)
       return
     }
     switch task.step {
@@ -110,7 +110,7 @@ extension Engine {
     task.startedAt = task.startedAt ?? now
     task.requestInFlight = true
     task.updatedAt = now
-    try commit(task)
+    try await commit(&task)
 
     var headers = task.headers.map { ($0.key, $0.value) }
     let body = task.method == "GET" ? [] : Array((task.body ?? "").utf8)
@@ -125,7 +125,7 @@ extension Engine {
       method: task.method, url: task.targetUrl, headers: headers,
       body: task.method == "GET" ? nil : body, timeout: task.timeout,
       maxResponseBytes: config.maxResponseBytes)
-    let outcome = await client.send(request)
+    let outcome = await send(request, for: task)
     task.requestInFlight = false
 
     switch outcome {
@@ -163,7 +163,7 @@ extension Engine {
           code: "retries_exhausted")
       }
     }
-    try commit(task)
+    try await commit(&task)
   }
 
   private func scheduleRetry(_ task: inout TaskRecord, after seconds: Double, reason: String) {
@@ -262,7 +262,7 @@ extension Engine {
       }
     } catch {
       end(&task, .failed, error: "script_error: \(error.message)", code: "script_error")
-      try commit(task)
+      try await commit(&task)
       return
     }
 
@@ -275,13 +275,13 @@ extension Engine {
     }
     task.requestInFlight = true
     task.updatedAt = now
-    try commit(task)
+    try await commit(&task)
 
-    let outcome = await client.send(request)
+    let outcome = await send(request, for: task)
     task.requestInFlight = false
     switch outcome {
     case .failure(let error):
-      try submitFailed(&task, error)
+      try await submitFailed(&task, error)
     case .success(let response):
       let verdict: Verdict
       do throws(HookError) {
@@ -289,14 +289,15 @@ extension Engine {
           try callHook(task, "on_submit", response: response), hook: "on_submit")
       } catch {
         end(&task, .failed, error: "script_error: \(error.message)", code: "script_error")
-        try commit(task)
+        try await commit(&task)
         return
       }
-      try applySubmitVerdict(&task, verdict)
+      try await applySubmitVerdict(&task, verdict)
     }
   }
 
-  private func submitFailed(_ task: inout TaskRecord, _ error: ClientError) throws(StorageError) {
+  private func submitFailed(_ task: inout TaskRecord, _ error: ClientError) async throws(StorageError)
+  {
     // A refused connection never reached the provider, so sending again is safe. A timeout or
     // a broken connection may have created a job, so only a template that opts in resends.
     let resendSafe =
@@ -316,10 +317,11 @@ extension Engine {
     } else {
       end(&task, .failed, error: "submit failed: \(error.message)", code: "retries_exhausted")
     }
-    try commit(task)
+    try await commit(&task)
   }
 
-  private func applySubmitVerdict(_ task: inout TaskRecord, _ verdict: Verdict) throws(StorageError)
+  private func applySubmitVerdict(_ task: inout TaskRecord, _ verdict: Verdict) async
+    throws(StorageError)
   {
     let now = Timestamp.now()
     switch verdict.state {
@@ -358,7 +360,7 @@ extension Engine {
         code: "script_error")
     }
     task.updatedAt = now
-    try commit(task)
+    try await commit(&task)
   }
 
   private func pollInterval(_ task: TaskRecord, _ verdict: Verdict?) -> Double {
@@ -372,22 +374,22 @@ extension Engine {
       request = try buildRequest(try callHook(task, "poll"), hook: "poll", timeout: task.timeout)
     } catch {
       end(&task, .failed, error: "script_error: \(error.message)", code: "script_error")
-      try commit(task)
+      try await commit(&task)
       return
     }
-    let outcome = await client.send(request)
+    let outcome = await send(request, for: task)
     task.pollCount += 1
     switch outcome {
     case .failure(let error):
       pollFailed(&task, reason: error.message, after: nil)
-      try commit(task)
+      try await commit(&task)
     case .success(let response):
       let verdict: Verdict
       do throws(HookError) {
         verdict = try Verdict(try callHook(task, "on_poll", response: response), hook: "on_poll")
       } catch {
         end(&task, .failed, error: "script_error: \(error.message)", code: "script_error")
-        try commit(task)
+        try await commit(&task)
         return
       }
       try await applyPollVerdict(&task, verdict, response: response)
@@ -419,35 +421,35 @@ extension Engine {
       }
       task.error = nil
       task.nextRunAt = min(now + pollInterval(task, verdict), task.deadlineAt ?? .infinity)
-      try commit(task)
+      try await commit(&task)
     case .retry:
       pollFailed(
         &task, reason: verdict.error ?? "HTTP \(response.statusCode)", after: verdict.after)
-      try commit(task)
+      try await commit(&task)
     case .completed:
-      try complete(&task, verdict, response: response)
+      try await complete(&task, verdict, response: response)
     case .failed:
       end(
         &task, .failed, error: verdict.error ?? "provider reported a failure",
         code: "provider_error")
-      try commit(task)
+      try await commit(&task)
     case .fetch:
       guard let request = verdict.raw["request"] else {
         end(
           &task, .failed, error: "script_error: on_poll returned state 'fetch' without a 'request'",
           code: "script_error")
-        try commit(task)
+        try await commit(&task)
         return
       }
       task.step = .fetch
       task.fetchRequest = request
       task.error = nil
       task.nextRunAt = now
-      try commit(task)
+      try await commit(&task)
       try await fetch(&task)
     case .cancelled:
       end(&task, .cancelled, error: verdict.error ?? "cancelled at the provider")
-      try commit(task)
+      try await commit(&task)
     }
   }
 
@@ -458,14 +460,14 @@ extension Engine {
         task.fetchRequest ?? .null, hook: "on_poll", timeout: max(task.timeout, 60))
     } catch {
       end(&task, .failed, error: "script_error: \(error.message)", code: "script_error")
-      try commit(task)
+      try await commit(&task)
       return
     }
-    let outcome = await client.send(request)
+    let outcome = await send(request, for: task)
     switch outcome {
     case .failure(let error):
       pollFailed(&task, reason: "result request failed: \(error.message)", after: nil)
-      try commit(task)
+      try await commit(&task)
     case .success(let response):
       let verdict: Verdict
       do throws(HookError) {
@@ -473,30 +475,30 @@ extension Engine {
           try callHook(task, "on_result", response: response), hook: "on_result")
       } catch {
         end(&task, .failed, error: "script_error: \(error.message)", code: "script_error")
-        try commit(task)
+        try await commit(&task)
         return
       }
       switch verdict.state {
       case .completed:
-        try complete(&task, verdict, response: response)
+        try await complete(&task, verdict, response: response)
       case .fetch:
         task.fetchRequest = verdict.raw["request"]
         task.nextRunAt = Timestamp.now()
-        try commit(task)
+        try await commit(&task)
         try await fetch(&task)
       case .retry, .running, .polling:
         pollFailed(
           &task, reason: verdict.error ?? "result not ready (HTTP \(response.statusCode))",
           after: verdict.after)
-        try commit(task)
+        try await commit(&task)
       case .failed:
         end(
           &task, .failed, error: verdict.error ?? "provider reported a failure",
           code: "provider_error")
-        try commit(task)
+        try await commit(&task)
       case .cancelled:
         end(&task, .cancelled, error: verdict.error ?? "cancelled at the provider")
-        try commit(task)
+        try await commit(&task)
       }
     }
   }
@@ -504,7 +506,7 @@ extension Engine {
   /// Ends a task `completed`, first writing the response body to a result file when the hook
   /// asked for one.
   private func complete(_ task: inout TaskRecord, _ verdict: Verdict, response: ClientResponse)
-    throws(StorageError)
+    async throws(StorageError)
   {
     var result = verdict.result ?? .null
     if let file = verdict.raw["file"], file.objectValue != nil {
@@ -516,7 +518,7 @@ extension Engine {
         try writeResultFile(task.id, name: name, bytes: response.body)
       } catch {
         pollFailed(&task, reason: "cannot store the result file: \(error)", after: 5)
-        try commit(task)
+        try await commit(&task)
         return
       }
       task.resultFile = ResultFile(name: name, contentType: contentType, size: response.body.count)
@@ -528,7 +530,7 @@ extension Engine {
     }
     task.result = result
     end(&task, .completed)
-    try commit(task)
+    try await commit(&task)
   }
 
   private func sanitizedFileName(_ name: String) -> String {

@@ -71,6 +71,16 @@ public final class Engine: @unchecked Sendable {
   private var schedulerThread: Thread?
   private let schedulerStopped = DispatchSemaphore(value: 0)
 
+  /// Lifecycle hooks run for every task; set before `start()`.
+  public var plugins: (any EnginePlugins)? {
+    get { lock.withLock { installedPlugins } }
+    set {
+      lock.withLock { installedPlugins = newValue }
+      webhooks.plugins = newValue
+    }
+  }
+  private var installedPlugins: (any EnginePlugins)?
+
   public init(config: EngineConfig, store: TaskStore, catalog: ProviderCatalog, logger: Logger)
     throws
   {
@@ -155,6 +165,7 @@ public final class Engine: @unchecked Sendable {
   public func createTask(_ task: TaskRecord) throws(StorageError) {
     registerSecrets(task)
     try store.insertTask(task)
+    plugins?.taskCreated(task)
     lock.lock()
     active[task.id] = task
     queue.push(id: task.id, at: task.nextRunAt ?? Timestamp.now(), priority: task.priority)
@@ -211,8 +222,26 @@ public final class Engine: @unchecked Sendable {
 
   // MARK: Commit
 
-  /// Commits a task change, queues its webhook when it ended and wakes long-poll waiters.
-  func commit(_ task: TaskRecord) throws(StorageError) {
+  /// Commits a task change, queues its webhook when it ended and wakes long-poll waiters. A
+  /// task that ends passes through the plugins' `taskFinishing` first, which may add to its
+  /// result.
+  func commit(_ task: inout TaskRecord) async throws(StorageError) {
+    if task.status.isTerminal, let plugins {
+      task = await plugins.taskFinishing(task)
+    }
+    try commitNow(task)
+  }
+
+  /// Sends a request on behalf of a task, after the plugins' `beforeRequest` had its say.
+  func send(_ request: ClientRequest, for task: TaskRecord) async -> Result<
+    ClientResponse, ClientError
+  > {
+    var outgoing = request
+    plugins?.beforeRequest(task, &outgoing)
+    return await client.send(outgoing)
+  }
+
+  func commitNow(_ task: TaskRecord) throws(StorageError) {
     var delivery: DeliveryRecord?
     if task.status.isTerminal, let url = task.onCompleteUrl {
       delivery = webhooks.makeDelivery(for: task, url: url, baseURL: config.publicURL)
@@ -234,6 +263,7 @@ public final class Engine: @unchecked Sendable {
     if let delivery { webhooks.enqueue(delivery) }
     if previous?.status != task.status {
       logger.info("task \(task.status.rawValue)", fields(task) + statusFields(task))
+      plugins?.statusChanged(task, from: previous?.status)
     }
   }
 

@@ -22,6 +22,13 @@ final class WebhookDispatcher: @unchecked Sendable {
   private let wake = DispatchSemaphore(value: 0)
   private let stopped = DispatchSemaphore(value: 0)
   private var started = false
+  // Guarded by `lock`.
+  private var installedPlugins: (any EnginePlugins)?
+
+  var plugins: (any EnginePlugins)? {
+    get { lock.withLock { installedPlugins } }
+    set { lock.withLock { installedPlugins = newValue } }
+  }
 
   init(
     store: TaskStore, client: CurlClient, secret: String, logger: Logger, retention: Double,
@@ -163,6 +170,7 @@ final class WebhookDispatcher: @unchecked Sendable {
     let attempt = DeliveryAttempt(
       deliveryId: delivery.id, at: started, statusCode: statusCode, latencyMs: latency,
       error: failure)
+    plugins?.afterDelivery(delivery, attempt: attempt)
     do {
       try store.saveDelivery(delivery, attempt: attempt)
     } catch {
