@@ -31,6 +31,10 @@ public final class APIRouter: Sendable {
       if path.count == 2 { return listProviders() }
       if path.count == 3 { return provider(path[2]) }
     }
+    if path == ["v1", "deliveries"] {
+      guard method == "GET" else { return methodNotAllowed(request) }
+      return withTeam(request) { team in self.listDeliveries(request, team: team) }
+    }
     if path.count >= 2 && path[0] == "v1" && path[1] == "tasks" {
       return withTeam(request) { team in self.routeTasks(request, Array(path.dropFirst(2)), team) }
     }
@@ -50,6 +54,18 @@ public final class APIRouter: Sendable {
       return methodNotAllowed(request)
     case 2 where rest[1] == "result":
       if method == "GET" { return resultFile(id: rest[0], team: team) }
+      return methodNotAllowed(request)
+    case 2 where rest[1] == "cancel":
+      if method == "POST" { return cancelTask(id: rest[0], team: team) }
+      return methodNotAllowed(request)
+    case 2 where rest[1] == "events":
+      if method == "GET" { return taskEvents(id: rest[0], team: team) }
+      return methodNotAllowed(request)
+    case 2 where rest[1] == "deliveries":
+      if method == "GET" { return taskDeliveries(id: rest[0], team: team) }
+      return methodNotAllowed(request)
+    case 2 where rest[1] == "redeliver":
+      if method == "POST" { return redeliver(id: rest[0], team: team) }
       return methodNotAllowed(request)
     default:
       return error(404, "not_found", "no route for \(method) \(request.path)")
@@ -84,8 +100,30 @@ public final class APIRouter: Sendable {
     } catch {
       return self.error(error.status, error.code, error.message)
     }
+    let idempotencyKey = request.header("idempotency-key")
+    if let key = idempotencyKey, key.isEmpty || key.utf8.count > 255 {
+      return error(
+        400, "invalid_header", "'Idempotency-Key' must be 1 to 255 characters")
+    }
     do {
-      try engine.createTask(task)
+      let requestHash = Crypto.sha256Hex(String(decoding: request.body, as: UTF8.self))
+      if let earlier = try engine.createTask(
+        task, idempotencyKey: idempotencyKey, requestHash: requestHash)
+      {
+        guard earlier.requestHash == requestHash else {
+          return error(
+            409, "idempotency_conflict",
+            "Idempotency-Key '\(idempotencyKey ?? "")' was used with a different request body "
+              + "in the last 24 hours; use a new key for a new task")
+        }
+        guard let original = lookUp(earlier.taskId, team: team) else {
+          return taskNotFound(earlier.taskId)
+        }
+        return .json(
+          200,
+          JSONValue.object(["task": TaskPresenter.json(original, baseURL: publicURL)])
+            .serialized())
+      }
     } catch {
       logger.error("cannot store new task", [("task", task.id), ("error", "\(error)")])
       return self.error(500, "storage_error", "the task could not be stored; try again")

@@ -57,8 +57,7 @@ extension Engine {
     case .fetch:
       try await fetch(&task)
     case .cancel:
-      task.step = .poll
-      try await poll(&task)
+      try await cancelStep(&task)
     }
   }
 
@@ -125,7 +124,7 @@ extension Engine {
       method: task.method, url: task.targetUrl, headers: headers,
       body: task.method == "GET" ? nil : body, timeout: task.timeout,
       maxResponseBytes: config.maxResponseBytes)
-    let outcome = await send(request, for: task)
+    let outcome = await send(request, for: task, kind: "call")
     task.requestInFlight = false
 
     switch outcome {
@@ -163,6 +162,7 @@ extension Engine {
           code: "retries_exhausted")
       }
     }
+    noteEventState(task.id, task.status.isTerminal ? task.status.rawValue : "retry")
     try await commit(&task)
   }
 
@@ -190,7 +190,7 @@ extension Engine {
 
   // MARK: Provider tasks
 
-  private func scriptKey(_ task: TaskRecord) -> String {
+  func scriptKey(_ task: TaskRecord) -> String {
     task.provider ?? customTemplateKey
   }
 
@@ -219,7 +219,7 @@ extension Engine {
     return .object(fields)
   }
 
-  private func callHook(
+  func callHook(
     _ task: TaskRecord, _ hook: String, response: ClientResponse? = nil
   ) throws(HookError) -> JSONValue {
     try scripts.call(
@@ -227,7 +227,7 @@ extension Engine {
       body: response?.body)
   }
 
-  private func buildRequest(_ value: JSONValue, hook: String, timeout: Double) throws(HookError)
+  func buildRequest(_ value: JSONValue, hook: String, timeout: Double) throws(HookError)
     -> ClientRequest
   {
     guard let url = value["url"]?.stringValue,
@@ -277,7 +277,7 @@ extension Engine {
     task.updatedAt = now
     try await commit(&task)
 
-    let outcome = await send(request, for: task)
+    let outcome = await send(request, for: task, kind: "submit")
     task.requestInFlight = false
     switch outcome {
     case .failure(let error):
@@ -317,12 +317,14 @@ extension Engine {
     } else {
       end(&task, .failed, error: "submit failed: \(error.message)", code: "retries_exhausted")
     }
+    noteEventState(task.id, task.status.isTerminal ? task.status.rawValue : "retry")
     try await commit(&task)
   }
 
   private func applySubmitVerdict(_ task: inout TaskRecord, _ verdict: Verdict) async
     throws(StorageError)
   {
+    noteEventState(task.id, verdict.state.rawValue)
     let now = Timestamp.now()
     switch verdict.state {
     case .polling, .running:
@@ -377,7 +379,7 @@ extension Engine {
       try await commit(&task)
       return
     }
-    let outcome = await send(request, for: task)
+    let outcome = await send(request, for: task, kind: "poll")
     task.pollCount += 1
     switch outcome {
     case .failure(let error):
@@ -397,6 +399,7 @@ extension Engine {
   }
 
   private func pollFailed(_ task: inout TaskRecord, reason: String, after: Double?) {
+    noteEventState(task.id, "retry")
     task.pollErrors += 1
     task.error = reason
     let interval = task.pollConfigValue(catalog)["interval"]?.doubleValue ?? 5
@@ -412,6 +415,7 @@ extension Engine {
   ) async throws(StorageError) {
     let now = Timestamp.now()
     task.updatedAt = now
+    noteEventState(task.id, verdict.state.rawValue)
     if let status = verdict.raw["status"]?.stringValue { task.providerStatus = status }
     switch verdict.state {
     case .running, .polling:
@@ -428,6 +432,9 @@ extension Engine {
       try await commit(&task)
     case .completed:
       try await complete(&task, verdict, response: response)
+    case .failed where task.cancelRequested, .cancelled:
+      end(&task, .cancelled, error: verdict.error ?? "cancelled at the provider")
+      try await commit(&task)
     case .failed:
       end(
         &task, .failed, error: verdict.error ?? "provider reported a failure",
@@ -447,9 +454,6 @@ extension Engine {
       task.nextRunAt = now
       try await commit(&task)
       try await fetch(&task)
-    case .cancelled:
-      end(&task, .cancelled, error: verdict.error ?? "cancelled at the provider")
-      try await commit(&task)
     }
   }
 
@@ -463,7 +467,7 @@ extension Engine {
       try await commit(&task)
       return
     }
-    let outcome = await send(request, for: task)
+    let outcome = await send(request, for: task, kind: "fetch")
     switch outcome {
     case .failure(let error):
       pollFailed(&task, reason: "result request failed: \(error.message)", after: nil)
@@ -478,6 +482,7 @@ extension Engine {
         try await commit(&task)
         return
       }
+      noteEventState(task.id, verdict.state.rawValue)
       switch verdict.state {
       case .completed:
         try await complete(&task, verdict, response: response)

@@ -20,6 +20,7 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
     try opened.execute("PRAGMA synchronous=NORMAL")
     try opened.execute("PRAGMA foreign_keys=ON")
     try Self.migrate(opened)
+    try Self.migrateTimeline(opened)
     connection = opened
   }
 
@@ -79,7 +80,7 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
   }
 
   @discardableResult
-  private func withConnection<T>(_ body: (SQLiteConnection) throws(StorageError) -> T)
+  func withConnection<T>(_ body: (SQLiteConnection) throws(StorageError) -> T)
     throws(StorageError) -> T
   {
     lock.lock()
@@ -88,7 +89,7 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
   }
 
   /// Runs `body` in one transaction, rolled back when it throws.
-  private func transaction<T>(_ body: (SQLiteConnection) throws(StorageError) -> T)
+  func transaction<T>(_ body: (SQLiteConnection) throws(StorageError) -> T)
     throws(StorageError) -> T
   {
     try withConnection { database throws(StorageError) -> T in
@@ -122,7 +123,9 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
     }
   }
 
-  public func saveTask(_ task: TaskRecord, delivery: DeliveryRecord?) throws(StorageError) {
+  public func saveTask(_ task: TaskRecord, delivery: DeliveryRecord?, events: [TaskEvent])
+    throws(StorageError)
+  {
     let document = try encode(task)
     try transaction { database throws(StorageError) in
       try database.query(
@@ -133,6 +136,7 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
         ])
       guard database.changes == 1 else { throw StorageError("task \(task.id) not found") }
       if let delivery { try insertDelivery(delivery, database) }
+      for event in events { try insertEvent(event, database) }
     }
   }
 
@@ -190,7 +194,7 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
 
   // MARK: Deliveries
 
-  private func insertDelivery(_ delivery: DeliveryRecord, _ database: SQLiteConnection)
+  func insertDelivery(_ delivery: DeliveryRecord, _ database: SQLiteConnection)
     throws(StorageError)
   {
     try database.query(
@@ -206,12 +210,12 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
       ])
   }
 
-  private static let deliveryColumns = """
+  static let deliveryColumns = """
     id, task_id, team_id, url, event, payload, attempts, next_attempt_at, delivered_at,
     created_at, last_status, last_error
     """
 
-  private func deliveryRecord(_ row: [SQLValue]) -> DeliveryRecord {
+  func deliveryRecord(_ row: [SQLValue]) -> DeliveryRecord {
     var payload: [UInt8] = []
     if case .blob(let bytes) = row[5] { payload = bytes }
     if case .text(let text) = row[5] { payload = Array(text.utf8) }
@@ -325,7 +329,7 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
 
   // MARK: Encoding
 
-  private func encode(_ task: TaskRecord) throws(StorageError) -> String {
+  func encode(_ task: TaskRecord) throws(StorageError) -> String {
     do {
       return String(decoding: try JSONEncoder().encode(task), as: UTF8.self)
     } catch {
