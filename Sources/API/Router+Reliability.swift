@@ -136,6 +136,7 @@ extension APIRouter {
   }
 
   func errorResponse(_ status: Int, _ code: String, _ message: String) -> HTTPResponse {
-    .json(status, JSONValue.object(["error": .string(message), "code": .string(code)]).serialized())
+    .json(
+      status, JSONValue.object(["error": .string(message), "code": .string(code)]).serialized())
   }
 }

@@ -25,6 +25,12 @@ public struct ServiceOptions: Sendable {
   /// The base URL clients reach this service at; `http://HOST:PORT` when nil.
   public var publicURL: String?
   public var scriptStates = 2
+  /// Seconds after a task ends during which an undelivered webhook is retried.
+  public var webhookRetention: Double = 86400
+  /// Task steps in flight at once.
+  public var maxConcurrentSteps = 2048
+  /// Overrides of template limits on requests per provider, by template id.
+  public var providerLimits: [String: ProviderLimits] = [:]
   /// Multiplies every delay the engine waits; see `EngineConfig.delayScale`. Settable only
   /// through ASYNCQUEUE_DELAY_SCALE, for tests and benchmarks.
   public var delayScale: Double = 1
@@ -127,6 +133,9 @@ public final class Service: @unchecked Sendable {
       allowPrivateNetwork: options.allowPrivateNetwork, webhookSecret: webhookSecret,
       scriptLimits: limits, scriptStates: options.scriptStates)
     config.delayScale = options.delayScale
+    config.providerLimits = options.providerLimits
+    config.webhookRetention = options.webhookRetention
+    config.maxConcurrentSteps = options.maxConcurrentSteps
     engine = try Engine(config: config, store: store, catalog: catalog, logger: logger)
     try engine.start()
     routerBox.router = APIRouter(

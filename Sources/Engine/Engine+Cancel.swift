@@ -104,7 +104,8 @@ extension Engine {
       let outcome = await send(outgoing, for: task, kind: "cancel")
       guard case .success(let response) = outcome else {
         if case .failure(let error) = outcome {
-          logger.warn("cancel request failed; polling goes on", fields(task) + [("error", error.message)])
+          logger.warn(
+            "cancel request failed; polling goes on", fields(task) + [("error", error.message)])
         }
         backToPolling(&task)
         try await commit(&task)
@@ -130,7 +131,9 @@ extension Engine {
         try await commit(&task)
         return
       case .failed:
-        end(&task, .failed, error: verdict.error ?? "provider rejected the cancellation", code: "provider_error")
+        end(
+          &task, .failed, error: verdict.error ?? "provider rejected the cancellation",
+          code: "provider_error")
         try await commit(&task)
         return
       case .fetch:
@@ -151,7 +154,8 @@ extension Engine {
     task.status = .polling
     task.nextRunAt = min(
       Timestamp.now() + (task.pollConfigValue(catalog)["interval"]?.doubleValue ?? 5)
-        * config.delayScale, task.deadlineAt ?? .infinity)
+        * config.delayScale,
+      task.deadlineAt ?? .infinity)
   }
 }
 

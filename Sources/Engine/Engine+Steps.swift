@@ -277,7 +277,9 @@ extension Engine {
     task.updatedAt = now
     try await commit(&task)
 
-    let outcome = await send(request, for: task, kind: "submit")
+    var fresh = request
+    fresh.freshConnection = true
+    let outcome = await send(fresh, for: task, kind: "submit")
     task.requestInFlight = false
     switch outcome {
     case .failure(let error):
@@ -296,7 +298,8 @@ extension Engine {
     }
   }
 
-  private func submitFailed(_ task: inout TaskRecord, _ error: ClientError) async throws(StorageError)
+  private func submitFailed(_ task: inout TaskRecord, _ error: ClientError)
+    async throws(StorageError)
   {
     // A refused connection never reached the provider, so sending again is safe. A timeout or
     // a broken connection may have created a job, so only a template that opts in resends.
@@ -321,7 +324,8 @@ extension Engine {
     try await commit(&task)
   }
 
-  private func applySubmitVerdict(_ task: inout TaskRecord, _ verdict: Verdict) async
+  private func applySubmitVerdict(_ task: inout TaskRecord, _ verdict: Verdict)
+    async
     throws(StorageError)
   {
     noteEventState(task.id, verdict.state.rawValue)
@@ -495,6 +499,9 @@ extension Engine {
         pollFailed(
           &task, reason: verdict.error ?? "result not ready (HTTP \(response.statusCode))",
           after: verdict.after)
+        try await commit(&task)
+      case .failed where task.cancelRequested:
+        end(&task, .cancelled, error: verdict.error ?? "cancelled at the provider")
         try await commit(&task)
       case .failed:
         end(

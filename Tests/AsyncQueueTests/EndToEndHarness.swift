@@ -22,7 +22,7 @@ final class TestService: @unchecked Sendable {
 
   init(
     providerDirectories: [String] = [], dataDirectory: String? = nil, delayScale: Double = 0.01,
-    allowPrivateNetwork: Bool = true
+    allowPrivateNetwork: Bool = true, configure: (inout ServiceOptions) -> Void = { _ in }
   ) throws {
     self.dataDirectory = dataDirectory ?? temporaryDirectory("service")
     var options = ServiceOptions()
@@ -34,6 +34,7 @@ final class TestService: @unchecked Sendable {
     options.webhookSecret = Self.webhookSecret
     options.allowPrivateNetwork = allowPrivateNetwork
     options.delayScale = delayScale
+    configure(&options)
     let capture = logLines
     let logger = Logger(minimumLevel: .debug, sink: { capture.append($0) })
     service = try Service(options: options, logger: logger)
