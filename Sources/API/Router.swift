@@ -51,6 +51,9 @@ public final class APIRouter: Sendable {
     case 2 where rest[1] == "result":
       if method == "GET" { return resultFile(id: rest[0], team: team) }
       return methodNotAllowed(request)
+    case 3 where rest[1] == "files":
+      if method == "GET" { return archivedFile(id: rest[0], name: rest[2], team: team) }
+      return methodNotAllowed(request)
     default:
       return error(404, "not_found", "no route for \(method) \(request.path)")
     }
