@@ -20,9 +20,12 @@ final class TestService: @unchecked Sendable {
   let logLines = LogCapture()
   let client = CurlClient(allowPrivateNetwork: true)
 
+  /// `plugins` maps plugin names to their settings; `scriptReloadInterval` 0 leaves the
+  /// periodic script check off, so tests reload with `service.reloadScripts()`.
   init(
     providerDirectories: [String] = [], dataDirectory: String? = nil, delayScale: Double = 0.01,
-    allowPrivateNetwork: Bool = true
+    allowPrivateNetwork: Bool = true, pluginDirectories: [String] = [],
+    plugins: [String: JSONValue] = [:], scriptReloadInterval: Double = 0
   ) throws {
     self.dataDirectory = dataDirectory ?? temporaryDirectory("service")
     var options = ServiceOptions()
@@ -34,6 +37,9 @@ final class TestService: @unchecked Sendable {
     options.webhookSecret = Self.webhookSecret
     options.allowPrivateNetwork = allowPrivateNetwork
     options.delayScale = delayScale
+    options.pluginDirectories = pluginDirectories
+    options.plugins = plugins
+    options.scriptReloadInterval = scriptReloadInterval
     let capture = logLines
     let logger = Logger(minimumLevel: .debug, sink: { capture.append($0) })
     service = try Service(options: options, logger: logger)
