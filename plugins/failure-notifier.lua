@@ -9,7 +9,7 @@
 -- {"failed", "timeout"}); headers (extra request headers, such as an Authorization value);
 -- timeoutSeconds (default 10).
 
-local function wanted(status, statuses)
+local function is_selected(status, statuses)
   for _, value in ipairs(statuses) do
     if value == status then return true end
   end
@@ -41,7 +41,7 @@ end
 local function task_finished(ctx)
   local config = ctx.config
   local statuses = type(config.statuses) == "table" and config.statuses or { "failed", "timeout" }
-  if not wanted(ctx.task.status, statuses) then return nil end
+  if not is_selected(ctx.task.status, statuses) then return nil end
   if type(config.url) ~= "string" or config.url == "" then
     log.warn("settings have no 'url'; nothing sent for task", ctx.task.id)
     return nil

@@ -1,9 +1,9 @@
 -- result-archive: keeps a copy of a completed task's media files, because provider links
 -- expire (Replicate's output URLs after an hour, Runway's within 24 to 48 hours).
 --
--- Hooks: task_finished (finds media URLs in the result and asks the host to download them into
--- <data-dir>/results/<task id>/files/) and downloads_finished (adds `archivedFiles` to the
--- result, and `archiveErrors` when a download failed).
+-- Hooks: task_finished (finds media URLs in the result and returns them as downloads, which the
+-- host saves in <data-dir>/results/<task id>/files/) and downloads_finished (adds
+-- `archivedFiles` to the result, and `archiveErrors` when a download failed).
 --
 -- Settings (ctx.config): enabled, maxBytes (per file, default 536870912 = 512 MiB),
 -- maxFiles (default 20), timeoutSeconds (per download, default 600).

@@ -5,7 +5,7 @@ import Plugins
 import Storage
 import Support
 
-/// What one reload loaded and rejected.
+/// The outcome of one reload: the scripts in force afterwards and the files it rejected.
 public struct ScriptReloadReport: Sendable {
   /// The provider ids in force after the reload.
   public var providers: [String]
@@ -18,8 +18,8 @@ public struct ScriptReloadReport: Sendable {
 /// Loads provider templates and plugins, swaps in new versions on reload, and watches their
 /// directories for changes.
 ///
-/// A reload is per file: a script that fails to load or validate is logged with its file, line
-/// and reason, and the version loaded before keeps serving. A removed file removes its
+/// A reload works per file. A script that fails to load or validate is logged with its file,
+/// line and reason, and the version loaded before keeps serving. A removed file removes its
 /// template or plugin.
 final class ScriptReloader: @unchecked Sendable {
   let providerDirectories: [String]
@@ -163,7 +163,8 @@ extension Service {
   /// The running plugin host; nil before `start()`.
   public var pluginHost: PluginHost? { scriptReloader.pluginHost }
 
-  /// The built-in `plugins/` folder: the `plugins` sibling of the built-in providers folder.
+  /// Returns the built-in `plugins/` folder, the `plugins` sibling of the built-in providers
+  /// folder, or nil when it does not exist.
   static func builtinPluginsDirectory(besides providers: String?) -> String? {
     guard let providers else { return nil }
     let candidate = ((providers as NSString).deletingLastPathComponent as NSString)

@@ -44,9 +44,9 @@ static void count_hook(lua_State *L, lua_Debug *ar);
 
 // Allocator that counts the bytes the state uses and enforces the cap while `memory_enforced`
 // is set. Growth past the cap is granted up to a reserve of a quarter of the cap (at least
-// 1 MiB) and arms the count hook to fire on the next instruction, which raises the error with
+// 1 MiB). It arms the count hook to fire on the next instruction, which raises the error with
 // the script's file and line. Growth past the reserve is rejected, so Lua raises LUA_ERRMEM
-// (without a location) and the surrounding lua_pcall catches it.
+// without a location, and the surrounding lua_pcall catches it.
 static void *limited_alloc(void *ud, void *pointer, size_t old_size, size_t new_size) {
   struct aq_lua *host = ud;
   if (pointer == NULL) old_size = 0;

@@ -53,7 +53,7 @@ public struct ProviderCatalog: Sendable {
 
   /// Loads every directory. A file that fails to load or validate is reported in `problems`.
   /// When `previous` is given (a reload), a rejected file that `previous` had loaded keeps its
-  /// previous version, so one bad edit never takes a working template or module away; a file
+  /// previous version, so one bad edit never takes a working template or module away. A file
   /// that no longer exists is dropped.
   public static func load(
     directories: [String], limits: ScriptLimits, previous: ProviderCatalog? = nil
@@ -186,7 +186,7 @@ public struct ProviderCatalog: Sendable {
 }
 
 extension ProviderTemplate {
-  /// The same template with another `overrides` value, for a template kept across a reload.
+  /// Returns the same template with another `overrides` value, for one kept across a reload.
   func replacing(overrides: String?) -> ProviderTemplate {
     ProviderTemplate(
       id: id, name: name, description: description, pollConfig: pollConfig, file: file,

@@ -95,7 +95,8 @@ public enum ScriptFiles {
     return found
   }
 
-  /// The `*.lua` files directly inside `directory`, sorted by name; empty when it is missing.
+  /// Returns the `*.lua` files directly inside `directory`, sorted by name, or an empty list
+  /// when the directory is missing.
   public static func luaFiles(in directory: String) -> [String] {
     let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
     return names.filter { $0.hasSuffix(".lua") }.sorted().map {

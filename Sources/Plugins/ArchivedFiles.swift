@@ -1,6 +1,7 @@
 import Foundation
 
-/// Where plugins' downloaded files live: `<data-dir>/results/<task id>/files/<name>`, served at
+/// Paths, names and links of the files plugins download. A file lives at
+/// `<data-dir>/results/<task id>/files/<name>` and is served at
 /// `GET /v1/tasks/{id}/files/{name}`.
 public enum ArchivedFiles {
   public static func directory(dataDirectory: String, taskId: String) -> String {
@@ -45,13 +46,13 @@ public enum ArchivedFiles {
     "txt": "text/plain",
   ]
 
-  /// The content type for a file name's extension; `application/octet-stream` when unknown.
+  /// Returns the content type for a file name's extension, or `application/octet-stream`.
   public static func contentType(forName name: String) -> String {
     let pathExtension = (name as NSString).pathExtension.lowercased()
     return typesByExtension[pathExtension] ?? "application/octet-stream"
   }
 
-  /// The usual extension for a content type, or nil when none is known.
+  /// Returns the usual extension for a content type, or nil when none is known.
   static func pathExtension(forContentType contentType: String) -> String? {
     let bare = contentType.split(separator: ";").first.map {
       $0.trimmingCharacters(in: .whitespaces).lowercased()

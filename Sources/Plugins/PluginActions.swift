@@ -8,7 +8,7 @@ struct InvalidReturn: Error, CustomStringConvertible {
   let description: String
 }
 
-/// What a `before_request` hook returned: `{headers = {Name = "value" or json.null}}`.
+/// The value a `before_request` hook returned: `{headers = {Name = "value" or json.null}}`.
 struct HeaderChanges {
   let headers: [String: JSONValue]
 
@@ -38,7 +38,7 @@ struct HeaderChanges {
   }
 }
 
-/// What a `task_finished` or `downloads_finished` hook returned.
+/// The actions a `task_finished` or `downloads_finished` hook returned.
 struct FinishActions {
   struct Download {
     let url: String

@@ -22,9 +22,9 @@ public struct PluginScript: Sendable {
   }
 }
 
-/// Loads plugin scripts and their shared `lib/` modules from layered directories: built-in
-/// `plugins/` first, then each extra directory; a later plugin with the same name replaces the
-/// earlier one.
+/// Loads plugin scripts and their shared `lib/` modules from layered directories, the built-in
+/// `plugins/` first and then each extra directory. A later plugin with the same name replaces
+/// the earlier one.
 public struct PluginCatalog: Sendable {
   public let plugins: [String: PluginScript]
   let modules: [String: (source: String, file: String)]

@@ -5,7 +5,7 @@ import LuaRuntime
 import Storage
 import Support
 
-/// Where and how plugins run.
+/// Settings for running plugins: the data directory, the links, the network rule and limits.
 public struct PluginHostSettings: Sendable {
   public var dataDirectory: String
   /// The service's base URL, for links to archived files and tasks.
@@ -33,7 +33,7 @@ public struct PluginHostSettings: Sendable {
 ///
 /// A plugin runs only when its settings object has `"enabled": true`. A plugin hook that
 /// raises, runs out of its limits or returns an unusable value is logged with the plugin's name
-/// and skipped; the task and the service go on as if the plugin were absent.
+/// and skipped. The task and the service go on as if the plugin were absent.
 public final class PluginHost: EnginePlugins, @unchecked Sendable {
   let settings: PluginHostSettings
   /// Plugin name to its settings object, passed to hooks as `ctx.config`.

@@ -104,8 +104,8 @@ public struct FixtureReplay {
     return Array((response["body"]?.stringValue ?? "").utf8)
   }
 
-  /// A verdict as `state` plus the detail that matters (status, request, error), or a request
-  /// as `METHOD url`.
+  /// Summarizes a verdict as its state plus the detail that matters (status, request, error),
+  /// or a request as `METHOD url`.
   static func summary(_ value: JSONValue, response: JSONValue?) -> String {
     guard let state = value["state"]?.stringValue else {
       let method = value["method"]?.stringValue ?? "?"
