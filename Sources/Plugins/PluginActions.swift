@@ -26,6 +26,9 @@ struct HeaderChanges {
       throw InvalidReturn(
         description: "header '\(name)' must be a string, or json.null to remove it")
     }
+    for (name, value) in members where FinishActions.hasLineBreak(name, value.stringValue) {
+      throw InvalidReturn(description: "header '\(name)' contains a line break")
+    }
     self.headers = members
   }
 
@@ -88,6 +91,11 @@ struct FinishActions {
     }
   }
 
+  /// True when a header name or value contains CR or LF, which would split the header.
+  static func hasLineBreak(_ name: String, _ value: String?) -> Bool {
+    (name + (value ?? "")).contains { $0 == "\r" || $0 == "\n" || $0 == "\r\n" }
+  }
+
   // An empty Lua table encodes as {}, so an empty object counts as an empty list or table.
   private static func table(_ value: JSONValue) -> [String: JSONValue]? {
     value.objectValue ?? (value.arrayValue?.isEmpty == true ? [:] : nil)
@@ -127,6 +135,9 @@ struct FinishActions {
     for (name, value) in (item["headers"].flatMap(table) ?? [:]).sorted(by: { $0.key < $1.key }) {
       guard let text = value.stringValue else {
         throw InvalidReturn(description: "request header '\(name)' must be a string")
+      }
+      if hasLineBreak(name, text) {
+        throw InvalidReturn(description: "request header '\(name)' contains a line break")
       }
       headers.append((name, text))
     }

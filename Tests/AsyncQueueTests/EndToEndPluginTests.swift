@@ -283,6 +283,12 @@ import Testing
       before_request = function(ctx) return { headers = { ["X-Bad"] = 7 } } end,
     }
     """,
+    "splits-header.lua": """
+    return {
+      name = "splits-header",
+      before_request = function(ctx) return { headers = { ["X-Evil"] = "a\\r\\nX-Injected: 1" } } end,
+    }
+    """,
     "disabled.lua": """
     return {
       name = "disabled",
@@ -295,7 +301,7 @@ import Testing
     try await withStack(
       plugins: [
         "raises": ["enabled": true], "loops": ["enabled": true], "bad-return": ["enabled": true],
-        "disabled": ["enabled": false],
+        "splits-header": ["enabled": true], "disabled": ["enabled": false],
       ],
       pluginScripts: Self.misbehaving
     ) { service, mock, _ in
@@ -310,6 +316,11 @@ import Testing
       #expect(logs.contains("plugin=loops hook=before_request"))
       #expect(logs.contains("script exceeded its budget"))
       #expect(logs.contains("plugin hook returned an invalid value; ignored plugin=bad-return"))
+      #expect(logs.contains("header 'X-Evil' contains a line break"))
+      #expect(
+        mock.requests().allSatisfy {
+          $0.headers["x-injected"] == nil && $0.headers["x-evil"] == nil
+        })
       #expect(!task.serialized().contains("disabledRan"))
       #expect(!logs.contains("plugin=disabled hook="))
     }
