@@ -67,6 +67,9 @@ public final class APIRouter: Sendable {
     case 2 where rest[1] == "redeliver":
       if method == "POST" { return redeliver(id: rest[0], team: team) }
       return methodNotAllowed(request)
+    case 3 where rest[1] == "files":
+      if method == "GET" { return archivedFile(id: rest[0], name: rest[2], team: team) }
+      return methodNotAllowed(request)
     default:
       return error(404, "not_found", "no route for \(method) \(request.path)")
     }

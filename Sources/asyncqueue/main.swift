@@ -81,6 +81,8 @@ let topHelp = """
 
   Commands:
     serve          Start the service (HTTP API, scheduler, webhook delivery).
+    providers      List, check and test provider templates (see 'providers --help').
+    plugins        Check plugin scripts (see 'plugins --help').
     secret show    Print the stored webhook signing secret.
 
   Run 'asyncqueue <command> --help' for a command's options.
@@ -97,13 +99,14 @@ func runServe(_ arguments: [String]) {
       helpText(
         usage: "asyncqueue serve [options]",
         summary: "Start the service on the embedded SQLite database in the data directory.",
-        specs: serveFlags))
+        specs: serveFlags + scriptServeFlags))
     return
   }
   let flags: ParsedFlags
   do {
     flags = try ParsedFlags(
-      arguments: arguments, specs: serveFlags, environment: ProcessInfo.processInfo.environment)
+      arguments: arguments, specs: serveFlags + scriptServeFlags,
+      environment: ProcessInfo.processInfo.environment)
   } catch {
     fail("\(error)")
   }
@@ -122,6 +125,7 @@ func runServe(_ arguments: [String]) {
   options.webhookSecret = flags.string("webhook-secret")
   options.allowPrivateNetwork = flags.bool("allow-private-network")
   options.publicURL = flags.string("public-url")
+  applyScriptFlags(flags, to: &options)
   options.scriptStates = max(2, ProcessInfo.processInfo.activeProcessorCount)
   if let scale = ProcessInfo.processInfo.environment["ASYNCQUEUE_DELAY_SCALE"] {
     guard let value = Double(scale), value > 0, value <= 1 else {
@@ -162,6 +166,7 @@ func runServe(_ arguments: [String]) {
   }
   fflush(nil)
 
+  let reloadSignal = installReloadSignal(service)
   signal(SIGINT, SIG_IGN)
   signal(SIGTERM, SIG_IGN)
   let done = DispatchSemaphore(value: 0)
@@ -176,6 +181,7 @@ func runServe(_ arguments: [String]) {
   logger.info("stopping")
   service.stop()
   _ = sources
+  _ = reloadSignal
 }
 
 func runSecret(_ arguments: [String]) {
@@ -210,6 +216,8 @@ let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
 case "serve": runServe(Array(arguments.dropFirst()))
 case "secret": runSecret(Array(arguments.dropFirst()))
+case "providers": runProviders(Array(arguments.dropFirst()))
+case "plugins": runPlugins(Array(arguments.dropFirst()))
 case nil, "--help", "-h", "help": print(topHelp)
 case let other?: fail("unknown command '\(other)'; run 'asyncqueue --help'")
 }
