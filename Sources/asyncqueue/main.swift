@@ -150,6 +150,8 @@ func runServe(_ arguments: [String]) {
     else { fail("--providers-dir '\(directory)' is not a directory") }
   }
 
+  // The data directory holds provider credentials and the webhook secret: owner only.
+  umask(0o077)
   let service: Service
   do {
     service = try Service(options: options, logger: logger)
