@@ -463,6 +463,28 @@ extension Engine {
     }
   }
 
+  /// The value at the pollConfig's `statusPath` in a JSON response body, if there is one.
+  private func statusValue(in response: ClientResponse, task: TaskRecord) -> String? {
+    guard let path = task.pollConfigValue(catalog)["statusPath"]?.stringValue, !path.isEmpty,
+      response.headers["content-type"]?.contains("json") ?? true,
+      var value = try? JSONValue.parse(response.body)
+    else { return nil }
+    for segment in path.split(separator: ".") {
+      if let index = Int(segment), let items = value.arrayValue, items.indices.contains(index) {
+        value = items[index]
+      } else if let next = value[String(segment)] {
+        value = next
+      } else {
+        return nil
+      }
+    }
+    switch value {
+    case .string(let text): return text
+    case .int(let number): return String(number)
+    default: return nil
+    }
+  }
+
   private func pollFailed(_ task: inout TaskRecord, reason: String, after: Double?) {
     noteEventState(task.id, "retry")
     task.pollErrors += 1
@@ -481,7 +503,12 @@ extension Engine {
     let now = Timestamp.now()
     task.updatedAt = now
     noteEventState(task.id, verdict.state.rawValue)
-    if let status = verdict.raw["status"]?.stringValue { task.providerStatus = status }
+    if let status = verdict.raw["status"]?.stringValue {
+      task.providerStatus = status
+    } else if let status = statusValue(in: response, task: task) {
+      // Templates name the status on running verdicts only; read the final one from the body.
+      task.providerStatus = status
+    }
     switch verdict.state {
     case .running, .polling:
       if let progress = verdict.raw["progress"]?.doubleValue { task.progress = progress }
