@@ -67,7 +67,15 @@ extension Engine {
       try await commit(&task)
       return
     }
+    if task.waitsForResolution, try await applyPendingResolution(&task) {
+      return
+    }
     switch task.step {
+    case .wait:
+      let seconds = Int(task.maxWaitTime ?? 30)
+      let what = task.waitForSignal == true ? "signal" : "callback"
+      end(&task, .timeout, error: "no \(what) arrived within maxWaitTime (\(seconds) s)")
+      try await commit(&task)
     case .call:
       if task.isProviderTask {
         try await submit(&task)
@@ -167,6 +175,8 @@ extension Engine {
             error: "HTTP \(response.statusCode) after \(task.retryCount + 1) attempts",
             code: "retries_exhausted")
           task.result = plainResult(response)
+        } else if (200..<300).contains(response.statusCode), task.waitsForResolution {
+          startWaiting(&task)
         } else {
           end(&task, .completed)
         }

@@ -30,6 +30,8 @@ public struct EngineConfig: Sendable {
   public var providerLimits: [String: ProviderLimits] = [:]
   /// Seconds `stop()` lets in-flight steps finish before it abandons them.
   public var shutdownGrace: Double = 10
+  /// The 32-byte key that encrypts vault tokens at rest.
+  public var vaultKey: [UInt8] = Array(repeating: 0, count: 32)
 
   public init(
     dataDirectory: String, publicURL: String, allowPrivateNetwork: Bool, webhookSecret: String,
@@ -75,6 +77,8 @@ public final class Engine: @unchecked Sendable {
   private var pendingEvents: [String: [TaskEvent]] = [:]
   // Cancellations that arrived while the task's step was running; applied when it returns.
   private var cancelWhenIdle: Set<String> = []
+  // Tasks to run again as soon as their running step returns (a signal or callback arrived).
+  private var wakeAfterStep: Set<String> = []
   let limiter = ProviderLimiter()
 
   private let wake = DispatchSemaphore(value: 0)
@@ -189,10 +193,13 @@ public final class Engine: @unchecked Sendable {
   /// are returned instead.
   @discardableResult
   public func createTask(
-    _ task: TaskRecord, idempotencyKey: String? = nil, requestHash: String = ""
+    _ task: TaskRecord, idempotencyKey: String? = nil, requestHash: String = "",
+    handles: [(hash: String, kind: String)] = []
   ) throws(StorageError) -> (taskId: String, requestHash: String)? {
     registerSecrets(task)
-    if let idempotencyKey {
+    if !handles.isEmpty {
+      try store.insertTask(task, handles: handles)
+    } else if let idempotencyKey {
       let earlier = try store.insertTask(
         task, idempotencyKey: idempotencyKey, requestHash: requestHash,
         since: Timestamp.now() - 86400)
@@ -275,6 +282,9 @@ public final class Engine: @unchecked Sendable {
   ) async -> Result<ClientResponse, ClientError> {
     var outgoing = request
     plugins?.beforeRequest(task, &outgoing)
+    if let failure = resolveVaultTokens(&outgoing, teamId: task.teamId) {
+      return .failure(failure)
+    }
     if let body = outgoing.body, !body.isEmpty,
       !outgoing.headers.contains(where: { $0.0.lowercased() == "content-type" })
     {
@@ -422,6 +432,21 @@ public final class Engine: @unchecked Sendable {
     }
   }
 
+  /// Makes a task due now: at once when no step runs, else right after the running one.
+  func wakeNow(_ id: String) {
+    lock.withLock {
+      guard var task = active[id] else { return }
+      task.nextRunAt = Timestamp.now()
+      active[id] = task
+      if running.contains(id) {
+        wakeAfterStep.insert(id)
+      } else {
+        queue.push(id: id, at: Timestamp.now(), priority: task.priority)
+      }
+    }
+    wake.signal()
+  }
+
   func releaseClaim(_ id: String) {
     lock.withLock {
       running.remove(id)
@@ -487,6 +512,10 @@ public final class Engine: @unchecked Sendable {
     }
     lock.withLock {
       running.remove(id)
+      if wakeAfterStep.remove(id) != nil, var task = active[id] {
+        task.nextRunAt = Timestamp.now()
+        active[id] = task
+      }
       if let task = active[id], let next = task.nextRunAt {
         queue.push(id: id, at: next, priority: task.priority)
       }

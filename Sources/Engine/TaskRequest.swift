@@ -40,13 +40,40 @@ public struct TaskRequestParser: Sendable {
     "maxWaitTime",
   ]
 
-  public init(knownProviders: [String], now: Double, allowPrivateNetwork: Bool = true) {
+  /// The base that `{asyncqueue_callback_url}` expands under, e.g.
+  /// `http://127.0.0.1:8080/v1/callbacks/`; nil leaves the placeholder unexpanded.
+  public let callbackBase: String?
+  /// Returns the team that owns a vault token id, or nil when there is no such token.
+  public let tokenOwner: @Sendable (String) -> String?
+
+  public init(
+    knownProviders: [String], now: Double, allowPrivateNetwork: Bool = true,
+    callbackBase: String? = nil, tokenOwner: @escaping @Sendable (String) -> String? = { _ in nil }
+  ) {
     self.knownProviders = knownProviders
     self.now = now
     self.allowPrivateNetwork = allowPrivateNetwork
+    self.callbackBase = callbackBase
+    self.tokenOwner = tokenOwner
+  }
+
+  /// The placeholder replaced by a task's own callback URL.
+  public static let callbackPlaceholder = "{asyncqueue_callback_url}"
+
+  /// A parsed task with the one-time secrets made for it.
+  public struct Parsed: Sendable {
+    public var task: TaskRecord
+    /// The token for `POST /v1/signals/{token}`, when `waitForSignal` is true.
+    public var signalToken: String?
+    /// The id in the task's `/v1/callbacks/{id}` URL, when the placeholder was used.
+    public var callbackId: String?
   }
 
   public func parse(_ body: [UInt8], teamId: String) throws(RequestError) -> TaskRecord {
+    try parseRequest(body, teamId: teamId).task
+  }
+
+  public func parseRequest(_ body: [UInt8], teamId: String) throws(RequestError) -> Parsed {
     let document: JSONValue
     do {
       document = try JSONValue.parse(body)
@@ -71,16 +98,43 @@ public struct TaskRequestParser: Sendable {
           code: "invalid_field", "'maxWaitTime' must be a number of seconds from 1 to 86400")
       }
     }
-    if fields["waitForSignal"]?.boolValue == true {
+    let waitForSignal = fields["waitForSignal"]?.boolValue == true
+    if waitForSignal, fields["provider"].map({ !$0.isNull }) == true
+      || fields["pollConfig"].map({ !$0.isNull }) == true
+    {
       throw RequestError(
-        code: "unsupported_field",
-        "'waitForSignal' is not supported by this server yet; remove it or set it to false")
+        code: "conflicting_fields",
+        "'waitForSignal' applies to plain calls; a provider task ends when its job ends")
     }
 
-    let targetUrl = try httpURL(fields["targetUrl"], field: "targetUrl", required: true)!
+    // Expand the callback placeholder before the URL and body are checked.
+    var callbackId: String?
+    var expanded = fields
+    let usesCallback = [fields["targetUrl"]?.stringValue, fields["body"]?.stringValue]
+      .contains { $0?.contains(Self.callbackPlaceholder) == true }
+    if usesCallback, let callbackBase {
+      let id = Crypto.randomHex(bytes: 32)
+      callbackId = id
+      for key in ["targetUrl", "body"] {
+        if let text = fields[key]?.stringValue {
+          expanded[key] = .string(
+            text.replacingOccurrences(of: Self.callbackPlaceholder, with: callbackBase + id))
+        }
+      }
+    }
+
+    let targetUrl = try httpURL(expanded["targetUrl"], field: "targetUrl", required: true)!
     let method = try parseMethod(fields["method"])
     let headers = try parseHeaders(fields["headers"])
-    let requestBody = try parseBody(fields["body"])
+    for (name, value) in headers where value.hasPrefix("tok_") {
+      guard tokenOwner(value) == teamId else {
+        throw RequestError(
+          code: "token_not_found",
+          "header '\(name)' names vault token '\(value)', which does not exist; create it with "
+            + "POST /v1/tokens")
+      }
+    }
+    let requestBody = try parseBody(expanded["body"])
     if let provider = fields["provider"], !provider.isNull, let config = fields["pollConfig"],
       !config.isNull
     {
@@ -110,7 +164,17 @@ public struct TaskRequestParser: Sendable {
     } else {
       task.nextRunAt = now
     }
-    return task
+    var signalToken: String?
+    if waitForSignal {
+      task.waitForSignal = true
+      signalToken = Crypto.randomHex(bytes: 32)
+    }
+    if waitForSignal || callbackId != nil {
+      task.maxWaitTime = try number(
+        fields["maxWaitTime"], field: "maxWaitTime", range: 1...86400, default: 30)
+    }
+    if let callbackId, let callbackBase { task.callbackUrl = callbackBase + callbackId }
+    return Parsed(task: task, signalToken: signalToken, callbackId: callbackId)
   }
 
   private func httpURL(_ value: JSONValue?, field: String, required: Bool) throws(RequestError)

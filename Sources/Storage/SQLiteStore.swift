@@ -21,6 +21,7 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
     try opened.execute("PRAGMA foreign_keys=ON")
     try Self.migrate(opened)
     try Self.migrateTimeline(opened)
+    try Self.migrateExternal(opened)
     connection = opened
   }
 

@@ -24,6 +24,8 @@ public enum TaskStep: String, Codable, Sendable {
   case fetch
   /// Send the provider cancel request.
   case cancel
+  /// Wait for a signal or callback; at the step time, `maxWaitTime` has passed.
+  case wait
 }
 
 /// A file the engine stored for a task's result, under the data directory.
@@ -87,6 +89,12 @@ public struct TaskRecord: Codable, Sendable, Equatable {
   /// True while a request whose outcome is not yet recorded may have reached the target.
   public var requestInFlight: Bool = false
   public var cancelRequested: Bool = false
+  /// After the call succeeds, wait for `POST /v1/signals/{token}` (status `waiting`).
+  public var waitForSignal: Bool?
+  /// Seconds a `waiting` task waits for its signal or callback before `timeout`.
+  public var maxWaitTime: Double?
+  /// The per-task URL that `{asyncqueue_callback_url}` was replaced with.
+  public var callbackUrl: String?
 
   public init(
     id: String, teamId: String, status: TaskStatus, targetUrl: String, method: String,

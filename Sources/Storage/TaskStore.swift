@@ -64,6 +64,18 @@ public protocol TaskStore: Sendable {
     _ task: TaskRecord, idempotencyKey: String, requestHash: String, since: Double
   ) throws(StorageError) -> (taskId: String, requestHash: String)?
 
+  func insertToken(_ token: VaultToken) throws(StorageError)
+  func token(id: String) throws(StorageError) -> VaultToken?
+  func tokens(teamId: String) throws(StorageError) -> [VaultToken]
+  func deleteToken(id: String, teamId: String) throws(StorageError) -> Bool
+  func insertTask(_ task: TaskRecord, handles: [(hash: String, kind: String)]) throws(StorageError)
+  func insertHandles(_ handles: [(hash: String, kind: String)], taskId: String)
+    throws(StorageError)
+  func consumeHandle(hash: String, kind: String, resolution: (String) -> TaskResolution)
+    throws(StorageError) -> String?
+  func pendingResolution(taskId: String) throws(StorageError) -> TaskResolution?
+  func deleteResolution(taskId: String) throws(StorageError)
+
   func setting(_ key: String) throws(StorageError) -> String?
   func setSetting(_ key: String, _ value: String) throws(StorageError)
 

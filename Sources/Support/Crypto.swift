@@ -83,3 +83,69 @@ public enum WebhookSignature {
     return signatures.contains { Crypto.constantTimeEqual($0, expected) }
   }
 }
+
+/// AES-256-GCM sealing for secrets at rest, through OpenSSL's EVP interface.
+public enum SecretBox {
+  /// Encrypts `plaintext` under a 32-byte key; returns base64 of nonce (12 bytes), ciphertext
+  /// and tag (16 bytes).
+  public static func seal(_ plaintext: String, key: [UInt8]) -> String? {
+    precondition(key.count == 32, "SecretBox needs a 32-byte key")
+    var nonce = [UInt8](repeating: 0, count: 12)
+    guard RAND_bytes(&nonce, 12) == 1, let context = EVP_CIPHER_CTX_new() else { return nil }
+    defer { EVP_CIPHER_CTX_free(context) }
+    let input = Array(plaintext.utf8)
+    var output = [UInt8](repeating: 0, count: input.count + 16)
+    var length: Int32 = 0
+    var total: Int32 = 0
+    var tag = [UInt8](repeating: 0, count: 16)
+    guard EVP_EncryptInit_ex(context, EVP_aes_256_gcm(), nil, key, nonce) == 1,
+      EVP_EncryptUpdate(context, &output, &length, input, Int32(input.count)) == 1
+    else { return nil }
+    total = length
+    let finished = output.withUnsafeMutableBufferPointer { buffer in
+      EVP_EncryptFinal_ex(context, buffer.baseAddress! + Int(total), &length)
+    }
+    guard finished == 1,
+      EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_GET_TAG, 16, &tag) == 1
+    else { return nil }
+    total += length
+    return Data(nonce + output.prefix(Int(total)) + tag).base64EncodedString()
+  }
+
+  /// Decrypts what `seal` produced; nil when the key is wrong or the data was altered.
+  public static func open(_ sealed: String, key: [UInt8]) -> String? {
+    guard key.count == 32, let data = Data(base64Encoded: sealed), data.count >= 28,
+      let context = EVP_CIPHER_CTX_new()
+    else { return nil }
+    defer { EVP_CIPHER_CTX_free(context) }
+    let bytes = Array(data)
+    let nonce = Array(bytes[0..<12])
+    var tag = Array(bytes[(bytes.count - 16)...])
+    let ciphertext = Array(bytes[12..<(bytes.count - 16)])
+    var output = [UInt8](repeating: 0, count: ciphertext.count + 16)
+    var length: Int32 = 0
+    guard EVP_DecryptInit_ex(context, EVP_aes_256_gcm(), nil, key, nonce) == 1,
+      EVP_DecryptUpdate(context, &output, &length, ciphertext, Int32(ciphertext.count)) == 1,
+      EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, 16, &tag) == 1
+    else { return nil }
+    let total = Int(length)
+    let finished = output.withUnsafeMutableBufferPointer { buffer in
+      EVP_DecryptFinal_ex(context, buffer.baseAddress! + total, &length)
+    }
+    guard finished == 1 else { return nil }
+    return String(validating: output.prefix(total + Int(length)), as: UTF8.self)
+  }
+
+  /// Parses 64 hex digits into a key.
+  public static func key(hex: String) -> [UInt8]? {
+    let characters = Array(hex.utf8)
+    guard characters.count == 64 else { return nil }
+    var key: [UInt8] = []
+    for index in stride(from: 0, to: 64, by: 2) {
+      guard let byte = UInt8(String(decoding: characters[index..<index + 2], as: UTF8.self), radix: 16)
+      else { return nil }
+      key.append(byte)
+    }
+    return key
+  }
+}
