@@ -25,6 +25,11 @@ public struct EngineConfig: Sendable {
   /// Multiplies every delay the engine waits (poll intervals, retry and webhook backoff,
   /// Retry-After). 1 in production; tests and benchmarks shrink it to run templates quickly.
   public var delayScale: Double = 1
+  /// Returns the webhook signing secret of a team; see `signingSecret(forTeam:)`. Nil signs
+  /// every team's requests with `webhookSecret`.
+  public var secretForTeam: (@Sendable (String) -> String)?
+  /// Counters and histograms the engine updates, rendered at `GET /metrics`.
+  public var metrics = ServiceMetrics()
 
   public init(
     dataDirectory: String, publicURL: String, allowPrivateNetwork: Bool, webhookSecret: String,
@@ -93,7 +98,9 @@ public final class Engine: @unchecked Sendable {
     self.client = CurlClient(
       allowPrivateNetwork: config.allowPrivateNetwork, userAgent: "asyncqueue/0.1")
     self.webhooks = WebhookDispatcher(
-      store: store, client: client, secret: config.webhookSecret, logger: logger,
+      store: store, client: client,
+      secretForTeam: { [config] team in config.signingSecret(forTeam: team) },
+      metrics: config.metrics, logger: logger,
       retention: config.webhookRetention, timeout: config.webhookTimeout,
       delayScale: config.delayScale)
     Redactor.shared.register(config.webhookSecret)
@@ -238,7 +245,10 @@ public final class Engine: @unchecked Sendable {
   > {
     var outgoing = request
     plugins?.beforeRequest(task, &outgoing)
-    return await client.send(outgoing)
+    let started = Timestamp.now()
+    let outcome = await client.send(outgoing)
+    config.metrics.recordRequest(for: task, outcome: outcome, seconds: Timestamp.now() - started)
+    return outcome
   }
 
   func commitNow(_ task: TaskRecord) throws(StorageError) {
@@ -262,6 +272,7 @@ public final class Engine: @unchecked Sendable {
     released.forEach { $0.signal() }
     if let delivery { webhooks.enqueue(delivery) }
     if previous?.status != task.status {
+      config.metrics.recordTransition(of: task)
       logger.info("task \(task.status.rawValue)", fields(task) + statusFields(task))
       plugins?.statusChanged(task, from: previous?.status)
     }
@@ -274,7 +285,7 @@ public final class Engine: @unchecked Sendable {
   }
 
   func fields(_ task: TaskRecord) -> [(String, String)] {
-    var list = [("task", task.id)]
+    var list = [("task", task.id), ("team", task.teamId)]
     if let provider = task.provider { list.append(("provider", provider)) }
     if task.pollConfig != nil { list.append(("provider", "custom")) }
     return list

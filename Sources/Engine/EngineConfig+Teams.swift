@@ -1,0 +1,36 @@
+import HTTPClient
+import Storage
+import Support
+
+extension EngineConfig {
+  /// The secret that signs a team's webhooks and calls (`X-AsyncQueue-Signature`):
+  /// `secretForTeam` when set, else the service-wide `webhookSecret`.
+  public func signingSecret(forTeam team: String) -> String {
+    secretForTeam?(team) ?? webhookSecret
+  }
+}
+
+extension ServiceMetrics {
+  /// Counts a committed status change of a task.
+  func recordTransition(of task: TaskRecord) {
+    taskTransitions.increment([task.status.rawValue, Self.label(task)])
+  }
+
+  /// Counts a request sent for a task by its step and outcome, and records its latency.
+  func recordRequest(
+    for task: TaskRecord, outcome: Result<ClientResponse, ClientError>, seconds: Double
+  ) {
+    let provider = Self.label(task)
+    let result: String
+    switch outcome {
+    case .success(let response): result = "\(response.statusCode / 100)xx"
+    case .failure(let error): result = error.kind.rawValue
+    }
+    providerRequests.increment([provider, task.step.rawValue, result])
+    providerRequestLatency.observe([provider, task.step.rawValue], seconds)
+  }
+
+  static func label(_ task: TaskRecord) -> String {
+    providerLabel(provider: task.provider, hasPollConfig: task.pollConfig != nil)
+  }
+}
