@@ -22,20 +22,23 @@ final class TestService: @unchecked Sendable {
 
   init(
     providerDirectories: [String] = [], dataDirectory: String? = nil, delayScale: Double = 0.01,
-    allowPrivateNetwork: Bool = true
+    allowPrivateNetwork: Bool = true, rateLimit: RateLimit = .standard,
+    builtinProvidersDirectory: String = repositoryRoot + "/providers",
+    logFormat: Logger.Format = .text
   ) throws {
     self.dataDirectory = dataDirectory ?? temporaryDirectory("service")
     var options = ServiceOptions()
     options.port = 0
     options.dataDirectory = self.dataDirectory
-    options.builtinProvidersDirectory = repositoryRoot + "/providers"
+    options.builtinProvidersDirectory = builtinProvidersDirectory
+    options.rateLimit = rateLimit
     options.providerDirectories = providerDirectories
     options.apiKeys = [Self.apiKey]
     options.webhookSecret = Self.webhookSecret
     options.allowPrivateNetwork = allowPrivateNetwork
     options.delayScale = delayScale
     let capture = logLines
-    let logger = Logger(minimumLevel: .debug, sink: { capture.append($0) })
+    let logger = Logger(minimumLevel: .debug, format: logFormat, sink: { capture.append($0) })
     service = try Service(options: options, logger: logger)
     try service.start()
     baseURL = "http://127.0.0.1:\(service.port)"
