@@ -11,7 +11,9 @@ struct JSONSchemaSubset {
   /// Every mismatch of `value` against `schema`, each naming its JSON path; empty when valid.
   func errors(_ value: JSONValue, _ schema: JSONValue, path: String = "$") -> [String] {
     if let reference = schema["$ref"]?.stringValue {
-      guard let target = resolve(reference) else { return ["\(path): unresolved $ref \(reference)"] }
+      guard let target = resolve(reference) else {
+        return ["\(path): unresolved $ref \(reference)"]
+      }
       return errors(value, target, path: path)
     }
     var found: [String] = []
@@ -22,7 +24,8 @@ struct JSONSchemaSubset {
       }
     }
     if let choices = schema["enum"]?.arrayValue, !choices.contains(value) {
-      found.append("\(path): \(value.serialized()) is not one of \(JSONValue.array(choices).serialized())")
+      found.append(
+        "\(path): \(value.serialized()) is not one of \(JSONValue.array(choices).serialized())")
     }
     if let number = value.doubleValue {
       if let minimum = schema["minimum"]?.doubleValue, number < minimum {
@@ -79,7 +82,8 @@ struct JSONSchemaSubset {
     guard reference.hasPrefix("#/") else { return nil }
     var node: JSONValue? = document
     for part in reference.dropFirst(2).split(separator: "/") {
-      let name = part.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
+      let name = part.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(
+        of: "~0", with: "~")
       node = node?[name]
     }
     return node

@@ -20,7 +20,8 @@ import Testing
     let paths = document["paths"]?.objectValue ?? [:]
     for route in APIRouter.routeTable {
       let operation = paths[route.pattern]?[route.method.lowercased()]
-      #expect(operation != nil, "\(route.method) \(route.pattern) is missing from docs/openapi.json")
+      #expect(
+        operation != nil, "\(route.method) \(route.pattern) is missing from docs/openapi.json")
     }
   }
 
@@ -41,7 +42,8 @@ import Testing
     #expect(!validator.errors(["id": "x"], task).isEmpty, "missing required fields")
     let create: JSONValue = ["$ref": "#/components/schemas/TaskCreate"]
     #expect(validator.errors(["targetUrl": "https://x.example"], create).isEmpty)
-    #expect(!validator.errors(["targetUrl": "https://x.example", "targetURL": "y"], create).isEmpty)
+    #expect(
+      !validator.errors(["targetUrl": "https://x.example", "targetURL": "y"], create).isEmpty)
     #expect(!validator.errors(["targetUrl": "https://x.example", "priority": 11], create).isEmpty)
     #expect(!validator.errors(["targetUrl": 5], create).isEmpty)
   }
@@ -68,7 +70,8 @@ import Testing
       let problems = validator.errors(json, ["$ref": .string("#/components/schemas/\(schema)")])
       #expect(problems.isEmpty, "\(what): \(problems.joined(separator: "; "))")
     }
-    let create = #"{"targetUrl": "\#(target.url)", "headers": {"Authorization": "Bearer abcdef123"}}"#
+    let create =
+      #"{"targetUrl": "\#(target.url)", "headers": {"Authorization": "Bearer abcdef123"}}"#
     let (status, created) = try await service.call("POST", "/v1/tasks", body: create)
     #expect(status == 201)
     check(created, "TaskEnvelope", "POST /v1/tasks")
@@ -84,8 +87,9 @@ import Testing
   }
 
   /// Every media type object with both a schema and an example, with its location.
-  private func mediaExamples(_ node: JSONValue, location: String) -> [(String, JSONValue, JSONValue)]
-  {
+  private func mediaExamples(_ node: JSONValue, location: String) -> [(
+    String, JSONValue, JSONValue
+  )] {
     var found: [(String, JSONValue, JSONValue)] = []
     if let object = node.objectValue {
       if let schema = object["schema"], let example = object["example"] {

@@ -50,7 +50,9 @@ import Testing
   @Test func listsFromFlagsAndEnvironment() throws {
     let settings = try ServiceSettings(
       configFile: nil,
-      environment: ["ASYNCQUEUE_PLUGINS_DIR": "/a:/b", "ASYNCQUEUE_API_KEY": "k1-abcdef, k2-abcdef"],
+      environment: [
+        "ASYNCQUEUE_PLUGINS_DIR": "/a:/b", "ASYNCQUEUE_API_KEY": "k1-abcdef, k2-abcdef",
+      ],
       flags: ["providers-dir": ["/p1", "/p2"], "rate-limit": ["20/5"]])
     let options = settings.serviceOptions()
     #expect(options.pluginDirectories == ["/a", "/b"])
@@ -69,7 +71,10 @@ import Testing
     (#"{"publicUrl": "queue.example.com"}"#, "'publicUrl' must be an http or https URL"),
     (#"{"rateLimit": {"requests": -1}}"#, "'rateLimit'.requests must be a whole number"),
     (#"{"rateLimit": {"requests": 5, "per": 1}}"#, "unknown key 'per'"),
-    (#"{"plugins": {"archive": {"enabled": 1}}}"#, "'plugins'.archive.enabled must be true or false"),
+    (
+      #"{"plugins": {"archive": {"enabled": 1}}}"#,
+      "'plugins'.archive.enabled must be true or false"
+    ),
     (#"[1]"#, "must contain a JSON object"),
     (#"{"port": "#, "is not valid JSON"),
   ])
