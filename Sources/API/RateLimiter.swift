@@ -18,8 +18,8 @@ public struct RateLimit: Sendable, Equatable {
 /// Counts requests per client (a team, or an address for requests without a key) in fixed
 /// windows aligned to multiples of `perSeconds` since the Unix epoch.
 ///
-/// A fixed window lets a client spend up to twice the budget across a window boundary; in
-/// exchange each client costs one counter, and `X-RateLimit-Reset` is the window's end.
+/// A fixed window lets a client spend up to twice the budget across a window boundary. In
+/// exchange, each client costs one counter and `X-RateLimit-Reset` is the window's end.
 final class RateLimiter: Sendable {
   /// The outcome for one request, with the values of the `X-RateLimit-*` headers.
   struct Decision {

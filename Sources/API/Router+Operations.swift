@@ -9,7 +9,7 @@ extension APIRouter {
     .json(200, #"{"status":"ok"}"#)
   }
 
-  /// 200 when the database answers and templates are loaded, else 503 with the reason.
+  /// Responds 200 when the database responds and templates are loaded, else 503 with the reason.
   func readiness() -> HTTPResponse {
     if let reason = checkReadiness() {
       let body: JSONValue = ["status": "unavailable", "reason": .string(reason)]
@@ -39,8 +39,8 @@ extension APIRouter {
     guard let document = openAPIDocument else {
       return error(
         404, "not_found",
-        "the OpenAPI document was not found at start; install docs/openapi.json beside the providers directory"
-      )
+        "the OpenAPI document was not found at start; install docs/openapi.json as "
+          + "openapi.json beside the built-in providers directory")
     }
     return HTTPResponse(
       status: 200, headers: [("Content-Type", "application/json")], body: document)

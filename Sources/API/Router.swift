@@ -56,7 +56,9 @@ public final class APIRouter: Sendable {
       } else {
         response = error(404, "not_found", "no route for \(request.method) \(request.path)")
       }
-      if isAPI { response = applyRateLimit(client: clientKey(request, team: nil), response) }
+      if isAPI {
+        response = applyRateLimit(client: clientKey(request, team: nil), request, response)
+      }
     }
     let label = matched?.route.pattern ?? "unmatched"
     metrics.httpRequests.increment([request.method, label, String(response.status)])
@@ -76,43 +78,50 @@ public final class APIRouter: Sendable {
           401, "unauthorized",
           "missing or invalid API key; send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
         )
-        return limited ? applyRateLimit(client: clientKey(request, team: nil), response) : response
+        return limited
+          ? applyRateLimit(client: clientKey(request, team: nil), request, response) : response
       }
       team = found
     }
-    guard limited else {
-      return route.handler(self, RouteContext(request: request, parameters: parameters, team: team))
-    }
+    let context = RouteContext(request: request, parameters: parameters, team: team)
     let client = clientKey(request, team: route.access == .team ? team : nil)
-    guard let decision = rateLimiter.admit(client) else {
-      return route.handler(self, RouteContext(request: request, parameters: parameters, team: team))
+    guard limited, let decision = rateLimiter.admit(client) else {
+      return route.handler(self, context)
     }
-    guard decision.allowed else {
-      metrics.rateLimited.increment()
-      logger.debug("request rate limited", [("client", client), ("path", request.path)])
-      var response = error(
-        429, "rate_limited",
-        "rate limit of \(decision.limit) requests per \(Self.seconds(rateLimiter.limit.perSeconds)) exceeded; retry after \(decision.retryAfter) s"
-      )
-      response.headers += decision.headers + [("Retry-After", String(decision.retryAfter))]
-      return response
-    }
-    var response = route.handler(
-      self, RouteContext(request: request, parameters: parameters, team: team))
+    guard decision.allowed else { return rateLimited(decision, client: client, request) }
+    var response = route.handler(self, context)
     response.headers += decision.headers
     return response
   }
 
+  private func rateLimited(
+    _ decision: RateLimiter.Decision, client: String, _ request: HTTPRequest
+  ) -> HTTPResponse {
+    metrics.rateLimited.increment()
+    logger.debug("request rate limited", [("client", client), ("path", request.path)])
+    let window = Self.seconds(rateLimiter.limit.perSeconds)
+    var response = error(
+      429, "rate_limited",
+      "rate limit of \(decision.limit) requests per \(window) exceeded; "
+        + "retry after \(decision.retryAfter) s")
+    response.headers += decision.headers + [("Retry-After", String(decision.retryAfter))]
+    return response
+  }
+
   /// Counts a request that matched no handler (401, 404, 405) against its client, so probing
-  /// unknown keys or paths spends the same budget.
-  private func applyRateLimit(client: String, _ response: HTTPResponse) -> HTTPResponse {
+  /// unknown keys or paths spends the same budget and gets 429 once it is spent.
+  private func applyRateLimit(
+    client: String, _ request: HTTPRequest, _ response: HTTPResponse
+  ) -> HTTPResponse {
     guard let decision = rateLimiter.admit(client) else { return response }
+    guard decision.allowed else { return rateLimited(decision, client: client, request) }
     var limited = response
     limited.headers += decision.headers
     return limited
   }
 
-  /// The rate-limit bucket: the team for authenticated requests, else the client address.
+  /// Returns the rate-limit bucket: the team for authenticated requests, else the client
+  /// address.
   private func clientKey(_ request: HTTPRequest, team: String?) -> String {
     if let team { return "team:" + team }
     return "address:" + request.remoteAddress

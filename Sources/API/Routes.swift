@@ -1,6 +1,6 @@
 import HTTPServer
 
-/// Who may call a route.
+/// Access level of a route.
 enum RouteAccess: Sendable {
   /// No API key needed.
   case open
@@ -26,7 +26,7 @@ struct Route: Sendable {
   let access: RouteAccess
   let handler: @Sendable (APIRouter, RouteContext) -> HTTPResponse
 
-  /// The values of the `{name}` segments when `path` matches the pattern, else nil.
+  /// Returns the values of the `{name}` segments when `segments` match the pattern, else nil.
   func match(_ segments: [Substring]) -> [String: String]? {
     let parts = pattern.split(separator: "/")
     guard parts.count == segments.count else { return nil }
@@ -43,7 +43,7 @@ struct Route: Sendable {
 }
 
 extension APIRouter {
-  /// Every route the router answers. Add a route here and to `docs/openapi.json`; a test
+  /// Every route the router serves. Add a route here and to `docs/openapi.json`; a test
   /// checks that the document covers this table.
   static let routes: [Route] = [
     Route(method: "GET", pattern: "/healthz", access: .open) { router, _ in router.health() },

@@ -117,7 +117,7 @@ public final class Service: @unchecked Sendable {
     openAPIDocument = openAPIPath.flatMap { FileManager.default.contents(atPath: $0) }.map(
       Array.init)
     if openAPIDocument == nil {
-      logger.warn("OpenAPI document not found; GET /openapi.json answers 404")
+      logger.warn("OpenAPI document not found; GET /openapi.json responds 404")
     }
     let box = routerBox
     server = HTTPServer(
@@ -178,7 +178,8 @@ public final class Service: @unchecked Sendable {
     return try SQLiteStore(path: path).setting(webhookSecretSetting)
   }
 
-  /// Nil when the database answers a trivial query and templates are loaded, else the reason.
+  /// Returns nil when the database responds to a trivial query and templates are loaded, else
+  /// the reason the service is not ready.
   static func unreadyReason(store: SQLiteStore, engine: Engine) -> String? {
     do {
       try store.ping()

@@ -14,7 +14,7 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable {
 public struct ServiceSettings: Sendable {
   /// Values by config-file key, each checked against its `SettingSpec.kind`.
   public private(set) var values: [String: JSONValue] = [:]
-  /// Where each value came from: `default`, `config file …`, `ASYNCQUEUE_…` or `--flag`.
+  /// Source of each value: `default`, `config file …`, `ASYNCQUEUE_…` or `--flag`.
   public private(set) var sources: [String: String] = [:]
   public let configFile: String?
 
@@ -84,7 +84,7 @@ public struct ServiceSettings: Sendable {
   }
   public func bool(_ key: String) -> Bool { values[key]?.boolValue ?? false }
 
-  /// The settings as `asyncqueue serve --print-config` shows them, secrets as `***`.
+  /// Returns the settings as `asyncqueue serve --print-config` prints them, secrets as `***`.
   public func printable() -> JSONValue {
     var object: [String: JSONValue] = [:]
     for spec in SettingSpec.all {

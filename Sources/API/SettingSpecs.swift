@@ -110,9 +110,10 @@ extension SettingSpec {
     SettingSpec(
       key: "publicUrl", flag: "public-url", environment: "ASYNCQUEUE_PUBLIC_URL",
       valueName: "URL", kind: .url, defaultValue: .null,
-      help:
-        "Base URL clients use to reach this service, for result file links. Default: http://HOST:PORT."
-    ),
+      help: """
+        Base URL clients use to reach this service, for result file links.
+        Default: http://HOST:PORT.
+        """),
     SettingSpec(
       key: "logLevel", flag: "log-level", environment: "ASYNCQUEUE_LOG_LEVEL", valueName: "LEVEL",
       kind: .choice(["debug", "info", "warn", "error"]), defaultValue: .string("info"),

@@ -19,7 +19,7 @@ public final class TeamSecrets: Sendable {
     self.logger = logger
   }
 
-  /// The team's secret. When the database cannot be read or written, falls back to the
+  /// Returns the team's secret. When the database cannot be read or written, returns the
   /// service-wide secret and logs the error, so a webhook is never sent unsigned.
   public func secret(forTeam team: String) -> String {
     if team == Self.defaultTeam { return defaultSecret }

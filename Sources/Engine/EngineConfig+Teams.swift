@@ -3,7 +3,7 @@ import Storage
 import Support
 
 extension EngineConfig {
-  /// The secret that signs a team's webhooks and calls (`X-AsyncQueue-Signature`):
+  /// Returns the secret that signs a team's webhooks and calls (`X-AsyncQueue-Signature`):
   /// `secretForTeam` when set, else the service-wide `webhookSecret`.
   public func signingSecret(forTeam team: String) -> String {
     secretForTeam?(team) ?? webhookSecret

@@ -55,7 +55,7 @@ extension SQLiteStore {
     return record
   }
 
-  /// Every key, revoked ones included, oldest first.
+  /// Returns every key, revoked ones included, oldest first.
   public func apiKeys() throws(StorageError) -> [APIKeyRecord] {
     let rows = try withConnection { database throws(StorageError) in
       try database.query(
@@ -80,7 +80,8 @@ extension SQLiteStore {
     }
   }
 
-  /// The team's webhook signing secret, created with `makeSecret` and stored on first use.
+  /// Returns the team's webhook signing secret, created with `makeSecret` and stored on first
+  /// use.
   public func teamSecret(_ teamId: String, makeSecret: () -> String) throws(StorageError)
     -> String
   {
@@ -96,7 +97,7 @@ extension SQLiteStore {
     }
   }
 
-  /// The team's stored webhook secret, or nil when the team has none yet.
+  /// Returns the team's stored webhook secret, or nil when the team has none yet.
   public func storedTeamSecret(_ teamId: String) throws(StorageError) -> String? {
     try withConnection { database throws(StorageError) in
       try database.query("SELECT webhook_secret FROM teams WHERE id = ?", [.text(teamId)])
@@ -113,7 +114,7 @@ extension SQLiteStore {
     return rows.map { ($0[0].text ?? "", $0[1].text, Int($0[2].integer ?? 0)) }
   }
 
-  /// Runs a trivial query, to check that the database answers.
+  /// Runs a trivial query, to check that the database responds.
   public func ping() throws(StorageError) {
     try withConnection { database throws(StorageError) in
       _ = try database.query("SELECT 1")

@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 
 /// A set of Prometheus metrics: counters, gauges and histograms, each a family of series
-/// told apart by label values. Thread-safe; `render()` writes the text exposition format
+/// distinguished by label values. Thread-safe; `render()` writes the text exposition format
 /// (version 0.0.4).
 public final class MetricsRegistry: Sendable {
   private let families = Mutex<[MetricFamily]>([])
@@ -47,7 +47,7 @@ public final class MetricsRegistry: Sendable {
     }
   }
 
-  /// The exposition text of every family, in registration order.
+  /// Renders the exposition text of every family, in registration order.
   public func render() -> String {
     let list = families.withLock { $0 }
     var text = ""

@@ -5,7 +5,8 @@
 public final class ServiceMetrics: Sendable {
   public let registry = MetricsRegistry()
 
-  /// Tasks in the database by status and provider, refreshed at each scrape.
+  /// Tasks in the database by status and provider, refreshed at each scrape. The database
+  /// does not tell custom pollConfig tasks from plain calls, so both count as `none` here.
   public let tasks: GaugeFamily
   /// Status changes committed by the engine, by the new status.
   public let taskTransitions: CounterFamily
@@ -38,6 +39,7 @@ public final class ServiceMetrics: Sendable {
     taskTransitions = registry.counter(
       "asyncqueue_task_transitions_total", help: "Task status changes committed by the engine.",
       labels: ["status", "provider"])
+
     queueDepth = registry.gauge(
       "asyncqueue_queue_depth", help: "Active (not terminal) tasks held by the engine.")
     providerRequests = registry.counter(
@@ -50,6 +52,7 @@ public final class ServiceMetrics: Sendable {
     polls = registry.counter(
       "asyncqueue_polls_total", help: "Provider status polls by provider and outcome.",
       labels: ["provider", "outcome"])
+
     pollLatency = registry.histogram(
       "asyncqueue_poll_seconds", help: "Latency of provider status polls.",
       labels: ["provider"])
@@ -60,11 +63,13 @@ public final class ServiceMetrics: Sendable {
     schedulerLag = registry.histogram(
       "asyncqueue_scheduler_lag_seconds",
       help: "Delay between a task step's due time and its start.")
+
     webhookDeliveries = registry.counter(
       "asyncqueue_webhook_deliveries_total", help: "Webhook delivery attempts by outcome.",
       labels: ["outcome"])
     webhookLatency = registry.histogram(
       "asyncqueue_webhook_seconds", help: "Latency of webhook delivery attempts.")
+
     httpRequests = registry.counter(
       "asyncqueue_http_requests_total", help: "API requests by route and status code.",
       labels: ["method", "route", "status"])
@@ -72,7 +77,7 @@ public final class ServiceMetrics: Sendable {
       "asyncqueue_rate_limited_total", help: "API requests rejected because of the rate limit.")
   }
 
-  /// The `provider` label for a task.
+  /// Returns the `provider` label for a task.
   public static func providerLabel(provider: String?, hasPollConfig: Bool) -> String {
     if let provider { return provider }
     return hasPollConfig ? "custom" : "none"

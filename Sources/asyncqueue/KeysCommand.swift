@@ -25,7 +25,7 @@ let keysHelp = """
   """
 
 /// Opens the database of the data directory named by the flags, the environment or the
-/// config file; with `create` false, fails when there is none yet.
+/// config file. With `create` false, a missing database ends the program.
 private func openStore(_ flags: ParsedFlags, create: Bool) -> (SQLiteStore, String) {
   let settings = resolveSettings(flags)
   let directory = settings.string("dataDir") ?? "./data"

@@ -23,7 +23,8 @@ func table(header: [String], rows: [[String]]) -> String {
 /// True when standard output is a terminal, so output may redraw lines in place.
 var standardOutputIsTerminal: Bool { isatty(STDOUT_FILENO) == 1 }
 
-/// A one-line task status for a terminal: status, a progress bar and the provider's status.
+/// Formats a one-line task status for a terminal: status, a progress bar and the provider's
+/// status.
 func progressLine(_ task: JSONValue, elapsed: Double, width: Int = 30) -> String {
   let status = task["status"]?.stringValue ?? "?"
   var line = status.padding(toLength: 11, withPad: " ", startingAt: 0)

@@ -63,20 +63,24 @@ func runServe(_ arguments: [String]) {
         specs: serveFlags))
     return
   }
+
   let flags: ParsedFlags
   do {
-    // Settings resolve the environment themselves, so the parser only reads the command line.
+    // ServiceSettings reads the other environment variables itself, after the config file,
+    // so the parser falls back to the environment only for --config.
     flags = try ParsedFlags(
       arguments: arguments, specs: serveFlags,
       environment: ProcessInfo.processInfo.environment.filter { $0.key == "ASYNCQUEUE_CONFIG" })
   } catch {
     fail("\(error)")
   }
+
   let settings = resolveSettings(flags)
   if flags.bool("print-config") {
     print(prettyJSON(settings.printable()))
     return
   }
+
   var options = settings.serviceOptions()
   options.scriptStates = max(2, ProcessInfo.processInfo.activeProcessorCount)
   if let scale = ProcessInfo.processInfo.environment["ASYNCQUEUE_DELAY_SCALE"] {
@@ -85,6 +89,7 @@ func runServe(_ arguments: [String]) {
     }
     options.delayScale = value
   }
+
   let level = LogLevel(name: settings.string("logLevel") ?? "info") ?? .info
   let format = Logger.Format(rawValue: settings.string("logFormat") ?? "text") ?? .text
   let logger = Logger(minimumLevel: level, format: format)

@@ -38,16 +38,16 @@ struct TaskClient {
   }
 
   /// Ends the program with the server's error message unless the status is 2xx.
-  func expectSuccess(_ response: Response, _ what: String) {
+  func expectSuccess(_ response: Response, _ action: String) {
     guard !(200..<300).contains(response.status) else { return }
     let message = response.json["error"]?.stringValue ?? response.json.serialized()
     if response.status == 401 {
-      fail("\(what): \(message) (pass --api-key or set ASYNCQUEUE_API_KEY)")
+      fail("\(action): \(message) (pass --api-key or set ASYNCQUEUE_API_KEY)")
     }
     if response.status == 429 {
-      fail("\(what): \(message)")
+      fail("\(action): \(message)")
     }
-    fail("\(what): HTTP \(response.status): \(message)")
+    fail("\(action): HTTP \(response.status): \(message)")
   }
 
   /// True when a 404 came from a route this server does not have, not from a missing task.

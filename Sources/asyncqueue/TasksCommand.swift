@@ -142,7 +142,8 @@ private func createTask(_ flags: ParsedFlags) async {
   }
 }
 
-/// The JSON object of a file argument, of `-`, or of piped standard input; empty otherwise.
+/// Reads the task's JSON object from a file argument, `-` or piped standard input; returns an
+/// empty object when there is none.
 private func readTaskFile(_ flags: ParsedFlags) -> [String: JSONValue] {
   let source = flags.positional.first
   let data: Data?
@@ -231,8 +232,8 @@ private func listTasks(_ flags: ParsedFlags) async {
     table(header: ["ID", "STATUS", "PROVIDER", "PROGRESS", "CREATED"], rows: rows), terminator: "")
   let page = response.json["pagination"]
   if let total = page?["total"]?.intValue, page?["hasMore"]?.boolValue == true {
-    let shown = (page?["offset"]?.intValue ?? 0) + rows.count
-    print("\(shown) of \(total) shown; use --offset \(shown) for more")
+    let displayed = (page?["offset"]?.intValue ?? 0) + rows.count
+    print("\(displayed) of \(total) shown; use --offset \(displayed) for more")
   }
 }
 

@@ -33,8 +33,8 @@ func waitCommand(_ flags: ParsedFlags) async {
 
 /// Follows a task with long polls until it ends or `timeout` seconds pass; returns the exit
 /// status. On a terminal the status line is redrawn in place every 2 s, so the progress bar
-/// moves even when the status does not change; otherwise each long poll waits up to 25 s and
-/// a line is printed whenever status, provider status or progress changes.
+/// moves while the status stays the same. Otherwise each long poll waits up to 25 s, and a
+/// line is printed whenever status, provider status or progress changes.
 func follow(_ client: TaskClient, id: String, timeout: Double?, json: Bool) async -> Int32 {
   let terminal = standardOutputIsTerminal && !json
   let started = Date()

@@ -34,6 +34,13 @@ import Testing
     let (otherStatus, _) = try await service.call("GET", "/v1/tasks", key: otherKey)
     #expect(otherStatus == 200, "another team has its own budget")
 
+    var unauthorized: [Int] = []
+    for _ in 0..<4 {
+      unauthorized.append(
+        try await service.call("GET", "/v1/tasks", key: "aq_guess_0000000").status)
+    }
+    #expect(unauthorized == [401, 401, 401, 429], "guessing keys spends the address's budget")
+
     let health = try await service.raw("/healthz")
     #expect(health.statusCode == 200, "only /v1 routes are limited")
     #expect(health.headers["x-ratelimit-limit"] == nil)
