@@ -8,7 +8,7 @@ struct JSONSchemaSubset {
   /// The whole document, for resolving `#/…` references.
   let document: JSONValue
 
-  /// Every mismatch of `value` against `schema`, each naming its JSON path; empty when valid.
+  /// Returns every mismatch of `value` against `schema`, each naming its JSON path; empty when valid.
   func errors(_ value: JSONValue, _ schema: JSONValue, path: String = "$") -> [String] {
     if let reference = schema["$ref"]?.stringValue {
       guard let target = resolve(reference) else {

@@ -66,9 +66,9 @@ import Testing
       target.stop()
     }
     let validator = JSONSchemaSubset(document: document)
-    func check(_ json: JSONValue, _ schema: String, _ what: String) {
+    func check(_ json: JSONValue, _ schema: String, _ label: String) {
       let problems = validator.errors(json, ["$ref": .string("#/components/schemas/\(schema)")])
-      #expect(problems.isEmpty, "\(what): \(problems.joined(separator: "; "))")
+      #expect(problems.isEmpty, "\(label): \(problems.joined(separator: "; "))")
     }
     let create =
       #"{"targetUrl": "\#(target.url)", "headers": {"Authorization": "Bearer abcdef123"}}"#
@@ -86,7 +86,7 @@ import Testing
     check(providers["provider"] ?? .null, "Provider", "GET /v1/providers/{id}")
   }
 
-  /// Every media type object with both a schema and an example, with its location.
+  /// Collects every media type object with both a schema and an example, with its location.
   private func mediaExamples(_ node: JSONValue, location: String) -> [(
     String, JSONValue, JSONValue
   )] {

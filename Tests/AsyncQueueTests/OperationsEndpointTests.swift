@@ -82,7 +82,7 @@ import Testing
     ])
     _ = try await service.waitForEnd(id)
     _ = hook.waitForDeliveries(count: 1, timeout: 10)
-    // The delivery's counter is updated after the receiver answers, so give it a moment.
+    // The delivery's counter is updated after the receiver responds, so give it a moment.
     try await Task.sleep(nanoseconds: 300_000_000)
 
     let response = try await service.raw("/metrics")
