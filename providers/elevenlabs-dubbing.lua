@@ -120,6 +120,8 @@ return {
     maxDuration = 1800,
   },
   resubmit = false,
+  -- ElevenLabs limits concurrent requests per plan (2 to 15); estimates within that.
+  limits = { concurrency = 10, requestsPerSecond = 5 },
   on_submit = on_submit,
   poll = poll,
   on_poll = on_poll,

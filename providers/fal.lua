@@ -152,6 +152,9 @@ return {
     maxDuration = 600,
   },
   resubmit = false,
+  -- fal queues jobs over an account's concurrency itself; these limits only pace our
+  -- requests. Estimates, not fal figures.
+  limits = { concurrency = 20, requestsPerSecond = 10 },
   on_submit = on_submit,
   poll = poll,
   on_poll = on_poll,

@@ -87,6 +87,8 @@ return {
     maxDuration = 600,
   },
   resubmit = false,
+  -- Luma publishes no limits for this API; estimates.
+  limits = { concurrency = 10, requestsPerSecond = 5 },
   on_submit = on_submit,
   poll = poll,
   on_poll = on_poll,

@@ -138,6 +138,9 @@ return {
     maxDuration = 600,
   },
   resubmit = false,
+  -- Replicate allows 600 creates and 3000 other requests per minute (its rate-limits page);
+  -- 40 per second stays under the 50 per second that 3000 a minute allows.
+  limits = { concurrency = 50, requestsPerSecond = 40 },
   on_submit = on_submit,
   poll = poll,
   on_poll = on_poll,

@@ -122,6 +122,9 @@ return {
     maxDuration = 600,
   },
   resubmit = false,
+  -- Runway has no request-rate limit; an organisation over its concurrency gets THROTTLED
+  -- tasks. These limits only pace our requests and are estimates.
+  limits = { concurrency = 20, requestsPerSecond = 10 },
   on_submit = on_submit,
   poll = poll,
   on_poll = on_poll,

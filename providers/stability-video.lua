@@ -93,6 +93,8 @@ return {
     maxDuration = 600,
   },
   resubmit = false,
+  -- Stability allows 150 requests per 10 s per account; 12 per second leaves headroom.
+  limits = { concurrency = 10, requestsPerSecond = 12 },
   on_submit = on_submit,
   poll = poll,
   on_poll = on_poll,

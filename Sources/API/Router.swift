@@ -146,8 +146,30 @@ public final class APIRouter: Sendable {
     } catch {
       return self.error(error.status, error.code, error.message)
     }
+    let idempotencyKey = request.header("idempotency-key")
+    if let key = idempotencyKey, key.isEmpty || key.utf8.count > 255 {
+      return error(
+        400, "invalid_header", "'Idempotency-Key' must be 1 to 255 characters")
+    }
     do {
-      try engine.createTask(task)
+      let requestHash = Crypto.sha256Hex(String(decoding: request.body, as: UTF8.self))
+      if let earlier = try engine.createTask(
+        task, idempotencyKey: idempotencyKey, requestHash: requestHash)
+      {
+        guard earlier.requestHash == requestHash else {
+          return error(
+            409, "idempotency_conflict",
+            "Idempotency-Key '\(idempotencyKey ?? "")' was used with a different request body "
+              + "in the last 24 hours; use a new key for a new task")
+        }
+        guard let original = lookUp(earlier.taskId, team: team) else {
+          return taskNotFound(earlier.taskId)
+        }
+        return .json(
+          200,
+          JSONValue.object(["task": TaskPresenter.json(original, baseURL: publicURL)])
+            .serialized())
+      }
     } catch {
       logger.error(
         "cannot store new task", [("task", task.id), ("team", team), ("error", "\(error)")])

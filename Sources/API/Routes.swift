@@ -70,6 +70,21 @@ extension APIRouter {
     Route(method: "GET", pattern: "/v1/tasks/{id}/result", access: .team) { router, context in
       router.resultFile(id: context["id"], team: context.team)
     },
+    Route(method: "POST", pattern: "/v1/tasks/{id}/cancel", access: .team) { router, context in
+      router.cancelTask(id: context["id"], team: context.team)
+    },
+    Route(method: "GET", pattern: "/v1/tasks/{id}/events", access: .team) { router, context in
+      router.taskEvents(id: context["id"], team: context.team)
+    },
+    Route(method: "GET", pattern: "/v1/tasks/{id}/deliveries", access: .team) { router, context in
+      router.taskDeliveries(id: context["id"], team: context.team)
+    },
+    Route(method: "POST", pattern: "/v1/tasks/{id}/redeliver", access: .team) { router, context in
+      router.redeliver(id: context["id"], team: context.team)
+    },
+    Route(method: "GET", pattern: "/v1/deliveries", access: .team) { router, context in
+      router.listDeliveries(context.request, team: context.team)
+    },
   ]
 
   /// The method and pattern of every route, for tests and documentation checks.

@@ -30,6 +30,12 @@ public struct ServiceOptions: Sendable {
   /// nil (see `findOpenAPIDocument`).
   public var openAPIPath: String?
   public var scriptStates = 2
+  /// Seconds after a task ends during which an undelivered webhook is retried.
+  public var webhookRetention: Double = 86400
+  /// Task steps in flight at once.
+  public var maxConcurrentSteps = 2048
+  /// Overrides of template limits on requests per provider, by template id.
+  public var providerLimits: [String: ProviderLimits] = [:]
   /// Multiplies every delay the engine waits; see `EngineConfig.delayScale`. Settable only
   /// through ASYNCQUEUE_DELAY_SCALE, for tests and benchmarks.
   public var delayScale: Double = 1
@@ -145,6 +151,9 @@ public final class Service: @unchecked Sendable {
     config.metrics = metrics
     let secrets = teamSecrets
     config.secretForTeam = { team in secrets.secret(forTeam: team) }
+    config.providerLimits = options.providerLimits
+    config.webhookRetention = options.webhookRetention
+    config.maxConcurrentSteps = options.maxConcurrentSteps
     engine = try Engine(config: config, store: store, catalog: catalog, logger: logger)
     try engine.start()
     let engine = self.engine!

@@ -57,8 +57,7 @@ extension Engine {
     case .fetch:
       try await fetch(&task)
     case .cancel:
-      task.step = .poll
-      try await poll(&task)
+      try await cancelStep(&task)
     }
   }
 
@@ -126,7 +125,7 @@ extension Engine {
       method: task.method, url: task.targetUrl, headers: headers,
       body: task.method == "GET" ? nil : body, timeout: task.timeout,
       maxResponseBytes: config.maxResponseBytes)
-    let outcome = await send(request, for: task)
+    let outcome = await send(request, for: task, kind: "call")
     task.requestInFlight = false
 
     switch outcome {
@@ -164,6 +163,7 @@ extension Engine {
           code: "retries_exhausted")
       }
     }
+    noteEventState(task.id, task.status.isTerminal ? task.status.rawValue : "retry")
     try await commit(&task)
   }
 
@@ -191,7 +191,7 @@ extension Engine {
 
   // MARK: Provider tasks
 
-  private func scriptKey(_ task: TaskRecord) -> String {
+  func scriptKey(_ task: TaskRecord) -> String {
     task.provider ?? customTemplateKey
   }
 
@@ -220,7 +220,7 @@ extension Engine {
     return .object(fields)
   }
 
-  private func callHook(
+  func callHook(
     _ task: TaskRecord, _ hook: String, response: ClientResponse? = nil
   ) throws(HookError) -> JSONValue {
     try scripts.call(
@@ -228,7 +228,7 @@ extension Engine {
       body: response?.body)
   }
 
-  private func buildRequest(_ value: JSONValue, hook: String, timeout: Double) throws(HookError)
+  func buildRequest(_ value: JSONValue, hook: String, timeout: Double) throws(HookError)
     -> ClientRequest
   {
     guard let url = value["url"]?.stringValue,
@@ -278,7 +278,9 @@ extension Engine {
     task.updatedAt = now
     try await commit(&task)
 
-    let outcome = await send(request, for: task)
+    var fresh = request
+    fresh.freshConnection = true
+    let outcome = await send(fresh, for: task, kind: "submit")
     task.requestInFlight = false
     switch outcome {
     case .failure(let error):
@@ -297,7 +299,8 @@ extension Engine {
     }
   }
 
-  private func submitFailed(_ task: inout TaskRecord, _ error: ClientError) async throws(StorageError)
+  private func submitFailed(_ task: inout TaskRecord, _ error: ClientError)
+    async throws(StorageError)
   {
     // A refused connection never reached the provider, so sending again is safe. A timeout or
     // a broken connection may have created a job, so only a template that opts in resends.
@@ -318,12 +321,15 @@ extension Engine {
     } else {
       end(&task, .failed, error: "submit failed: \(error.message)", code: "retries_exhausted")
     }
+    noteEventState(task.id, task.status.isTerminal ? task.status.rawValue : "retry")
     try await commit(&task)
   }
 
-  private func applySubmitVerdict(_ task: inout TaskRecord, _ verdict: Verdict) async
+  private func applySubmitVerdict(_ task: inout TaskRecord, _ verdict: Verdict)
+    async
     throws(StorageError)
   {
+    noteEventState(task.id, verdict.state.rawValue)
     let now = Timestamp.now()
     switch verdict.state {
     case .polling, .running:
@@ -378,7 +384,7 @@ extension Engine {
       try await commit(&task)
       return
     }
-    let outcome = await send(request, for: task)
+    let outcome = await send(request, for: task, kind: "poll")
     task.pollCount += 1
     switch outcome {
     case .failure(let error):
@@ -398,6 +404,7 @@ extension Engine {
   }
 
   private func pollFailed(_ task: inout TaskRecord, reason: String, after: Double?) {
+    noteEventState(task.id, "retry")
     task.pollErrors += 1
     task.error = reason
     let interval = task.pollConfigValue(catalog)["interval"]?.doubleValue ?? 5
@@ -413,6 +420,7 @@ extension Engine {
   ) async throws(StorageError) {
     let now = Timestamp.now()
     task.updatedAt = now
+    noteEventState(task.id, verdict.state.rawValue)
     if let status = verdict.raw["status"]?.stringValue { task.providerStatus = status }
     switch verdict.state {
     case .running, .polling:
@@ -429,6 +437,9 @@ extension Engine {
       try await commit(&task)
     case .completed:
       try await complete(&task, verdict, response: response)
+    case .failed where task.cancelRequested, .cancelled:
+      end(&task, .cancelled, error: verdict.error ?? "cancelled at the provider")
+      try await commit(&task)
     case .failed:
       end(
         &task, .failed, error: verdict.error ?? "provider reported a failure",
@@ -448,9 +459,6 @@ extension Engine {
       task.nextRunAt = now
       try await commit(&task)
       try await fetch(&task)
-    case .cancelled:
-      end(&task, .cancelled, error: verdict.error ?? "cancelled at the provider")
-      try await commit(&task)
     }
   }
 
@@ -464,7 +472,7 @@ extension Engine {
       try await commit(&task)
       return
     }
-    let outcome = await send(request, for: task)
+    let outcome = await send(request, for: task, kind: "fetch")
     switch outcome {
     case .failure(let error):
       pollFailed(&task, reason: "result request failed: \(error.message)", after: nil)
@@ -479,6 +487,7 @@ extension Engine {
         try await commit(&task)
         return
       }
+      noteEventState(task.id, verdict.state.rawValue)
       switch verdict.state {
       case .completed:
         try await complete(&task, verdict, response: response)
@@ -491,6 +500,9 @@ extension Engine {
         pollFailed(
           &task, reason: verdict.error ?? "result not ready (HTTP \(response.statusCode))",
           after: verdict.after)
+        try await commit(&task)
+      case .failed where task.cancelRequested:
+        end(&task, .cancelled, error: verdict.error ?? "cancelled at the provider")
         try await commit(&task)
       case .failed:
         end(

@@ -30,6 +30,10 @@ public struct EngineConfig: Sendable {
   public var secretForTeam: (@Sendable (String) -> String)?
   /// Counters and histograms the engine updates, rendered at `GET /metrics`.
   public var metrics = ServiceMetrics()
+  /// Operator overrides of template limits, by template id.
+  public var providerLimits: [String: ProviderLimits] = [:]
+  /// Seconds `stop()` lets in-flight steps finish before it abandons them.
+  public var shutdownGrace: Double = 10
 
   public init(
     dataDirectory: String, publicURL: String, allowPrivateNetwork: Bool, webhookSecret: String,
@@ -71,6 +75,11 @@ public final class Engine: @unchecked Sendable {
   private var waiters: [String: [DispatchSemaphore]] = [:]
   private var reportedStatuses: Set<String> = []
   private var stopping = false
+  // Events of a step not yet committed, by task id; `commitNow` writes them with the task.
+  private var pendingEvents: [String: [TaskEvent]] = [:]
+  // Cancellations that arrived while the task's step was running; applied when it returns.
+  private var cancelWhenIdle: Set<String> = []
+  let limiter = ProviderLimiter()
 
   private let wake = DispatchSemaphore(value: 0)
   private var schedulerThread: Thread?
@@ -138,6 +147,9 @@ public final class Engine: @unchecked Sendable {
 
   /// Stops taking new steps and waits for the scheduler thread; steps in flight are abandoned
   /// and resume at the next start.
+  /// Stops taking new steps, lets the steps in flight finish and commit for up to
+  /// `shutdownGrace` seconds, then stops webhook delivery and the HTTP client. Work cut off at
+  /// the deadline resumes at the next start.
   public func stop() {
     lock.lock()
     let alreadyStopping = stopping
@@ -146,6 +158,16 @@ public final class Engine: @unchecked Sendable {
     guard !alreadyStopping, schedulerThread != nil else { return }
     wake.signal()
     schedulerStopped.wait()
+    let deadline = Date().addingTimeInterval(config.shutdownGrace)
+    while Date() < deadline, lock.withLock({ !running.isEmpty }) {
+      Thread.sleep(forTimeInterval: 0.01)
+    }
+    let abandoned = lock.withLock { running.count }
+    if abandoned > 0 {
+      logger.warn(
+        "stopping with steps still in flight; they resume at the next start",
+        [("count", String(abandoned))])
+    }
     webhooks.stop()
     client.shutdown()
   }
@@ -168,10 +190,22 @@ public final class Engine: @unchecked Sendable {
 
   // MARK: Tasks from the API
 
-  /// Stores a new task and schedules its first step.
-  public func createTask(_ task: TaskRecord) throws(StorageError) {
+  /// Stores a new task and schedules its first step. With an idempotency key that the team
+  /// used in the last 24 hours, nothing is created and the earlier task id and request hash
+  /// are returned instead.
+  @discardableResult
+  public func createTask(
+    _ task: TaskRecord, idempotencyKey: String? = nil, requestHash: String = ""
+  ) throws(StorageError) -> (taskId: String, requestHash: String)? {
     registerSecrets(task)
-    try store.insertTask(task)
+    if let idempotencyKey {
+      let earlier = try store.insertTask(
+        task, idempotencyKey: idempotencyKey, requestHash: requestHash,
+        since: Timestamp.now() - 86400)
+      if let earlier { return earlier }
+    } else {
+      try store.insertTask(task)
+    }
     plugins?.taskCreated(task)
     lock.lock()
     active[task.id] = task
@@ -179,6 +213,7 @@ public final class Engine: @unchecked Sendable {
     lock.unlock()
     wake.signal()
     logger.debug("task created", fields(task))
+    return nil
   }
 
   /// The task, from memory while active, else from the store; nil for another team's task.
@@ -239,16 +274,53 @@ public final class Engine: @unchecked Sendable {
     try commitNow(task)
   }
 
-  /// Sends a request on behalf of a task, after the plugins' `beforeRequest` had its say.
-  func send(_ request: ClientRequest, for task: TaskRecord) async -> Result<
+  /// Sends a request on behalf of a task: applies the plugins' `beforeRequest`, waits for the
+  /// provider's limits, and records the exchange in the task's timeline.
+  func send(_ request: ClientRequest, for task: TaskRecord, kind: String) async -> Result<
     ClientResponse, ClientError
   > {
     var outgoing = request
     plugins?.beforeRequest(task, &outgoing)
+    let limited = limitKey(task)
+    if let (key, limits) = limited { await limiter.acquire(key, limits: limits) }
     let started = Timestamp.now()
     let outcome = await client.send(outgoing)
+    if let (key, _) = limited { limiter.release(key) }
     config.metrics.recordRequest(for: task, outcome: outcome, seconds: Timestamp.now() - started)
+    var event = TaskEvent(
+      taskId: task.id, at: started, kind: kind,
+      latencyMs: Int(((Timestamp.now() - started) * 1000).rounded()))
+    switch outcome {
+    case .success(let response): event.statusCode = response.statusCode
+    case .failure(let error): event.error = error.message
+    }
+    lock.withLock { pendingEvents[task.id, default: []].append(event) }
     return outcome
+  }
+
+  /// Sets the mapped state on the task's latest uncommitted event.
+  func noteEventState(_ taskId: String, _ state: String) {
+    lock.withLock {
+      guard var events = pendingEvents[taskId], !events.isEmpty else { return }
+      events[events.count - 1].state = state
+      pendingEvents[taskId] = events
+    }
+  }
+
+  /// The limiter key and limits for a task's requests: its template's (or the operator's
+  /// override), or per target host for a custom pollConfig. Plain calls are not limited.
+  private func limitKey(_ task: TaskRecord) -> (String, ProviderLimits)? {
+    if let provider = task.provider {
+      let limits =
+        config.providerLimits[provider] ?? catalog.templates[provider]?.limits
+        ?? ProviderTemplate.defaultLimits
+      return (provider, limits)
+    }
+    if task.pollConfig != nil {
+      let host = URLComponents(string: task.targetUrl)?.host ?? "?"
+      return ("custom:" + host, ProviderTemplate.defaultLimits)
+    }
+    return nil
   }
 
   func commitNow(_ task: TaskRecord) throws(StorageError) {
@@ -256,7 +328,13 @@ public final class Engine: @unchecked Sendable {
     if task.status.isTerminal, let url = task.onCompleteUrl {
       delivery = webhooks.makeDelivery(for: task, url: url, baseURL: config.publicURL)
     }
-    try store.saveTask(task, delivery: delivery)
+    let events = lock.withLock { pendingEvents.removeValue(forKey: task.id) ?? [] }
+    do {
+      try store.saveTask(task, delivery: delivery, events: events)
+    } catch {
+      lock.withLock { pendingEvents[task.id] = events + (pendingEvents[task.id] ?? []) }
+      throw error
+    }
     lock.lock()
     let previous = active[task.id]
     if task.status.isTerminal {
@@ -314,6 +392,36 @@ public final class Engine: @unchecked Sendable {
     }
   }
 
+  enum CancelClaim {
+    case claimed(TaskRecord)
+    case busy(TaskRecord)
+    case gone
+  }
+
+  /// Takes the task out of the scheduler's hands for a cancellation, unless a step runs now,
+  /// in which case the cancellation is queued for when it returns.
+  func claimForCancel(_ id: String) -> CancelClaim {
+    lock.withLock {
+      guard let task = active[id] else { return .gone }
+      if running.contains(id) {
+        cancelWhenIdle.insert(id)
+        return .busy(task)
+      }
+      running.insert(id)
+      return .claimed(task)
+    }
+  }
+
+  func releaseClaim(_ id: String) {
+    lock.withLock {
+      running.remove(id)
+      if let task = active[id], let next = task.nextRunAt {
+        queue.push(id: id, at: next, priority: task.priority)
+      }
+    }
+    wake.signal()
+  }
+
   // MARK: Scheduler
 
   private func schedulerLoop() {
@@ -352,6 +460,10 @@ public final class Engine: @unchecked Sendable {
     if var task = snapshot {
       do {
         try await advance(&task)
+        let cancelNow = lock.withLock { cancelWhenIdle.remove(id) != nil && active[id] != nil }
+        if cancelNow, let current = lock.withLock({ active[id] }) {
+          try await cancelAfterStep(current)
+        }
       } catch {
         logger.error(
           "cannot save task state; retrying in 5 s", fields(task) + [("error", "\(error)")])

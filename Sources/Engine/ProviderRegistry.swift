@@ -16,7 +16,12 @@ public struct ProviderTemplate: Sendable {
   /// Whether a submit whose outcome is unknown after a crash may be sent again.
   public let resubmit: Bool
   public let hooks: [String]
+  /// The template's default limits on requests to its provider.
+  public let limits: ProviderLimits
   let source: String
+
+  /// Limits for templates that declare none, and for custom pollConfigs (per target host).
+  public static let defaultLimits = ProviderLimits(concurrency: 32, requestsPerSecond: 20)
 
   public var interval: Double { pollConfig["interval"]?.doubleValue ?? 5 }
   public var maxDuration: Double { pollConfig["maxDuration"]?.doubleValue ?? 600 }
@@ -150,10 +155,26 @@ public struct ProviderCatalog: Sendable {
     if let problem = PollConfigRules.problem(in: pollConfig, requireURLTemplate: false) {
       throw TemplateError(file: file, message: "pollConfig: \(problem)")
     }
+    var limits = ProviderTemplate.defaultLimits
+    if let declared = fields["limits"] {
+      guard let parsed = ProviderLimits(declared),
+        Set(declared.objectValue?.keys.map { $0 } ?? []).isSubset(of: [
+          "concurrency", "requestsPerSecond",
+        ])
+      else {
+        throw TemplateError(
+          file: file,
+          message:
+            "field 'limits' must be {concurrency = N, requestsPerSecond = R} with N >= 1 and R > 0"
+        )
+      }
+      limits = parsed
+    }
     return ProviderTemplate(
       id: id, name: name, description: fields["description"]?.stringValue ?? "",
       pollConfig: pollConfig, file: file, overrides: previous(id)?.file,
-      resubmit: fields["resubmit"]?.boolValue ?? false, hooks: loaded.hooks, source: source)
+      resubmit: fields["resubmit"]?.boolValue ?? false, hooks: loaded.hooks, limits: limits,
+      source: source)
   }
 
   static func isValidID(_ id: String) -> Bool {

@@ -50,6 +50,7 @@ public enum TaskPresenter {
       "providerJob": task.job ?? .null,
       "providerStatus": task.providerStatus.map { .string($0) } ?? .null,
       "progress": task.progress.map { .double($0) } ?? .null,
+      "cancelRequested": .bool(task.cancelRequested),
     ]
     if !task.status.isTerminal, let next = task.nextRunAt {
       fields["nextRunAt"] = .string(Timestamp.iso8601(seconds: next))

@@ -9,6 +9,10 @@ public struct ClientRequest: Sendable {
   /// Larger bodies end the transfer with `ClientError.Kind.responseTooLarge`.
   public var maxResponseBytes: Int
   public var followRedirects: Bool
+  /// Opens a new connection instead of reusing one. curl silently resends a request once when
+  /// a reused connection turns out dead, which would duplicate a request that is not safe to
+  /// repeat, such as a provider submit.
+  public var freshConnection = false
 
   public init(
     method: String, url: String, headers: [(String, String)] = [], body: [UInt8]? = nil,

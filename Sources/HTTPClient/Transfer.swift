@@ -44,6 +44,7 @@ final class Transfer: @unchecked Sendable {
     aq_curl_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
     aq_curl_setopt_long(easy, CURLOPT_FOLLOWLOCATION, request.followRedirects ? 1 : 0)
     aq_curl_setopt_long(easy, CURLOPT_MAXREDIRS, 5)
+    if request.freshConnection { aq_curl_setopt_long(easy, CURLOPT_FRESH_CONNECT, 1) }
     aq_curl_setopt_long(easy, CURLOPT_TIMEOUT_MS, max(1, Int(request.timeout * 1000)))
     aq_curl_setopt_long(
       easy, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(min(request.timeout, 10) * 1000)))

@@ -31,6 +31,9 @@ public final class MockProviderServer: @unchecked Sendable {
   private var recorded: [RecordedRequest] = []
   // Submits per provider name, counted even when requests are not recorded.
   private var submits: [String: Int] = [:]
+  // Requests being answered now, and the peak, per provider name.
+  private var inFlight: [String: Int] = [:]
+  private var peakInFlight: [String: Int] = [:]
   private var server: HTTPServer?
   private let requestedPort: UInt16
   private let recordsRequests: Bool
@@ -49,7 +52,8 @@ public final class MockProviderServer: @unchecked Sendable {
   /// Starts listening on 127.0.0.1. Does nothing when already running.
   public func start() throws {
     if lock.withLock({ self.server != nil }) { return }
-    let server = HTTPServer(host: "127.0.0.1", port: requestedPort, maxBodyBytes: 64 << 20) { [weak self] in
+    let server = HTTPServer(host: "127.0.0.1", port: requestedPort, maxBodyBytes: 64 << 20) {
+      [weak self] in
       self?.handle($0) ?? .text(503, "mock provider stopped")
     }
     try server.start()
@@ -94,6 +98,7 @@ public final class MockProviderServer: @unchecked Sendable {
     lock.withLock {
       recorded = []
       submits = [:]
+      peakInFlight = [:]
     }
   }
 
@@ -121,7 +126,19 @@ public final class MockProviderServer: @unchecked Sendable {
         404, "{\"error\":\"no mock provider route for \(request.method) \(request.path)\"}")
     }
     let mock = MockContext(store: store, baseURL: baseURL)
+    lock.withLock {
+      let now = (inFlight[api.name] ?? 0) + 1
+      inFlight[api.name] = now
+      peakInFlight[api.name] = max(peakInFlight[api.name] ?? 0, now)
+    }
+    defer { lock.withLock { inFlight[api.name, default: 1] -= 1 } }
     return api.handle(request, segments: Array(segments.dropFirst()), mock: mock)
+  }
+
+  /// The most requests to one provider that were being answered at the same time.
+  public func peakConcurrentRequests(provider: String) -> Int {
+    guard let api = api(named: provider) else { return 0 }
+    return lock.withLock { peakInFlight[api.name] ?? 0 }
   }
 
   private func record(_ request: HTTPRequest, provider: String) {

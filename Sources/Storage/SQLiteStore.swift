@@ -20,6 +20,7 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
     try opened.execute("PRAGMA synchronous=NORMAL")
     try opened.execute("PRAGMA foreign_keys=ON")
     try Self.migrate(opened)
+    try Self.migrateTimeline(opened)
     connection = opened
   }
 
@@ -124,7 +125,9 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
     }
   }
 
-  public func saveTask(_ task: TaskRecord, delivery: DeliveryRecord?) throws(StorageError) {
+  public func saveTask(_ task: TaskRecord, delivery: DeliveryRecord?, events: [TaskEvent])
+    throws(StorageError)
+  {
     let document = try encode(task)
     try transaction { database throws(StorageError) in
       try database.query(
@@ -135,6 +138,7 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
         ])
       guard database.changes == 1 else { throw StorageError("task \(task.id) not found") }
       if let delivery { try insertDelivery(delivery, database) }
+      for event in events { try insertEvent(event, database) }
     }
   }
 
@@ -192,7 +196,7 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
 
   // MARK: Deliveries
 
-  private func insertDelivery(_ delivery: DeliveryRecord, _ database: SQLiteConnection)
+  func insertDelivery(_ delivery: DeliveryRecord, _ database: SQLiteConnection)
     throws(StorageError)
   {
     try database.query(
@@ -208,12 +212,12 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
       ])
   }
 
-  private static let deliveryColumns = """
+  static let deliveryColumns = """
     id, task_id, team_id, url, event, payload, attempts, next_attempt_at, delivered_at,
     created_at, last_status, last_error
     """
 
-  private func deliveryRecord(_ row: [SQLValue]) -> DeliveryRecord {
+  func deliveryRecord(_ row: [SQLValue]) -> DeliveryRecord {
     var payload: [UInt8] = []
     if case .blob(let bytes) = row[5] { payload = bytes }
     if case .text(let text) = row[5] { payload = Array(text.utf8) }
@@ -338,7 +342,7 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
 
   // MARK: Encoding
 
-  private func encode(_ task: TaskRecord) throws(StorageError) -> String {
+  func encode(_ task: TaskRecord) throws(StorageError) -> String {
     do {
       return String(decoding: try JSONEncoder().encode(task), as: UTF8.self)
     } catch {

@@ -164,3 +164,29 @@ public struct DeliveryAttempt: Sendable, Equatable {
     self.error = error
   }
 }
+
+/// One entry of a task's timeline: a submit, poll, result fetch, cancel or webhook delivery.
+public struct TaskEvent: Sendable, Equatable {
+  public var taskId: String
+  public var at: Double
+  /// `submit`, `call`, `poll`, `fetch`, `cancel` or `delivery`.
+  public var kind: String
+  public var statusCode: Int?
+  /// The state the engine mapped the answer to (`running`, `completed`, `retry`, …).
+  public var state: String?
+  public var latencyMs: Int?
+  public var error: String?
+
+  public init(
+    taskId: String, at: Double, kind: String, statusCode: Int? = nil, state: String? = nil,
+    latencyMs: Int? = nil, error: String? = nil
+  ) {
+    self.taskId = taskId
+    self.at = at
+    self.kind = kind
+    self.statusCode = statusCode
+    self.state = state
+    self.latencyMs = latencyMs
+    self.error = error
+  }
+}

@@ -31,8 +31,9 @@ public struct TaskQuery: Sendable {
 /// back: the engine relies on that to survive a crash at any point.
 public protocol TaskStore: Sendable {
   func insertTask(_ task: TaskRecord) throws(StorageError)
-  /// Saves a task; when `delivery` is given, queues it in the same transaction.
-  func saveTask(_ task: TaskRecord, delivery: DeliveryRecord?) throws(StorageError)
+  /// Saves a task; queues `delivery` and appends `events` in the same transaction.
+  func saveTask(_ task: TaskRecord, delivery: DeliveryRecord?, events: [TaskEvent])
+    throws(StorageError)
   func task(id: String) throws(StorageError) -> TaskRecord?
   /// Every task that is not terminal.
   func activeTasks() throws(StorageError) -> [TaskRecord]
@@ -43,6 +44,26 @@ public protocol TaskStore: Sendable {
   func deliveries(taskId: String) throws(StorageError) -> [DeliveryRecord]
   func attempts(deliveryId: Int64) throws(StorageError) -> [DeliveryAttempt]
 
+  /// A task's timeline, oldest first.
+  func events(taskId: String) throws(StorageError) -> [TaskEvent]
+  /// Deliveries of a team's tasks: `pending` (will be tried again), `delivered` or `abandoned`
+  /// (gave up after the retention period), newest first.
+  func deliveries(teamId: String, state: String, limit: Int) throws(StorageError)
+    -> [DeliveryRecord]
+  /// Queues a new delivery of the same payload; returns it with its id.
+  func insertDelivery(_ delivery: DeliveryRecord) throws(StorageError) -> DeliveryRecord
+
+  /// The task created earlier with this idempotency key and the hash of its request, if the key
+  /// was used after `since`.
+  func idempotentTask(teamId: String, key: String, since: Double) throws(StorageError)
+    -> (taskId: String, requestHash: String)?
+  /// Inserts a task and records its idempotency key in one transaction, unless the key was
+  /// used after `since`: then nothing is inserted and the earlier task id and request hash
+  /// are returned.
+  func insertTask(
+    _ task: TaskRecord, idempotencyKey: String, requestHash: String, since: Double
+  ) throws(StorageError) -> (taskId: String, requestHash: String)?
+
   func setting(_ key: String) throws(StorageError) -> String?
   func setSetting(_ key: String, _ value: String) throws(StorageError)
 
@@ -50,4 +71,10 @@ public protocol TaskStore: Sendable {
   /// The team of the key with this SHA-256 hash, or nil.
   func team(forKeyHash hash: String) throws(StorageError) -> String?
   func apiKeyCount() throws(StorageError) -> Int
+}
+
+extension TaskStore {
+  public func saveTask(_ task: TaskRecord, delivery: DeliveryRecord?) throws(StorageError) {
+    try saveTask(task, delivery: delivery, events: [])
+  }
 }

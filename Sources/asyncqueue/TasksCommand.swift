@@ -270,15 +270,14 @@ private func showEvents(_ flags: ParsedFlags) async {
   }
   let events = response.json["events"]?.arrayValue ?? []
   let rows = events.map { event -> [String] in
-    let time = ["at", "time", "createdAt"].lazy.compactMap { event[$0]?.stringValue }.first ?? ""
-    let kind = ["type", "event", "status"].lazy.compactMap { event[$0]?.stringValue }.first ?? ""
-    let detail = ["message", "detail"].lazy.compactMap { event[$0]?.stringValue }.first
-    var rest = event.objectValue ?? [:]
-    for key in ["at", "time", "createdAt", "type", "event", "status", "message", "detail"] {
-      rest[key] = nil
+    func text(_ name: String) -> String {
+      guard let value = event[name], !value.isNull else { return "-" }
+      return value.stringValue ?? value.serialized()
     }
-    let extra = rest.isEmpty ? "" : JSONValue.object(rest).serialized()
-    return [time, kind, [detail ?? "", extra].filter { !$0.isEmpty }.joined(separator: " ")]
+    let latency = event["latencyMs"]?.intValue.map { "\($0) ms" } ?? "-"
+    return [text("at"), text("kind"), text("state"), text("statusCode"), latency, text("error")]
   }
-  print(table(header: ["TIME", "EVENT", "DETAIL"], rows: rows), terminator: "")
+  print(
+    table(header: ["TIME", "KIND", "STATE", "HTTP", "LATENCY", "ERROR"], rows: rows),
+    terminator: "")
 }

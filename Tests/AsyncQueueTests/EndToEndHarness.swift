@@ -24,7 +24,8 @@ final class TestService: @unchecked Sendable {
     providerDirectories: [String] = [], dataDirectory: String? = nil, delayScale: Double = 0.01,
     allowPrivateNetwork: Bool = true, rateLimit: RateLimit = .standard,
     builtinProvidersDirectory: String = repositoryRoot + "/providers",
-    logFormat: Logger.Format = .text
+    logFormat: Logger.Format = .text,
+    configure: (inout ServiceOptions) -> Void = { _ in }
   ) throws {
     self.dataDirectory = dataDirectory ?? temporaryDirectory("service")
     var options = ServiceOptions()
@@ -37,6 +38,7 @@ final class TestService: @unchecked Sendable {
     options.webhookSecret = Self.webhookSecret
     options.allowPrivateNetwork = allowPrivateNetwork
     options.delayScale = delayScale
+    configure(&options)
     let capture = logLines
     let logger = Logger(minimumLevel: .debug, format: logFormat, sink: { capture.append($0) })
     service = try Service(options: options, logger: logger)
