@@ -32,6 +32,8 @@ public struct ServiceOptions: Sendable {
   public var scriptStates = 2
   /// Seconds after a task ends during which an undelivered webhook is retried.
   public var webhookRetention: Double = 86400
+  /// Seconds a stop lets steps in flight finish.
+  public var shutdownGrace: Double = 10
   /// Task steps in flight at once.
   public var maxConcurrentSteps = 2048
   /// Overrides of template limits on requests per provider, by template id.
@@ -154,6 +156,7 @@ public final class Service: @unchecked Sendable {
     config.providerLimits = options.providerLimits
     config.webhookRetention = options.webhookRetention
     config.maxConcurrentSteps = options.maxConcurrentSteps
+    config.shutdownGrace = options.shutdownGrace
     engine = try Engine(config: config, store: store, catalog: catalog, logger: logger)
     try engine.start()
     let engine = self.engine!

@@ -267,6 +267,9 @@ extension Engine {
       return
     }
 
+    // Wait for the provider's limits before marking the submit in flight, so the window in
+    // which a crash leaves its outcome unknown covers only the request itself.
+    await acquireLimit(for: task)
     let now = Timestamp.now()
     task.status = .processing
     if task.startedAt == nil {
@@ -276,11 +279,16 @@ extension Engine {
     }
     task.requestInFlight = true
     task.updatedAt = now
-    try await commit(&task)
+    do {
+      try await commit(&task)
+    } catch {
+      releaseLimit(for: task)
+      throw error
+    }
 
     var fresh = request
     fresh.freshConnection = true
-    let outcome = await send(fresh, for: task, kind: "submit")
+    let outcome = await send(fresh, for: task, kind: "submit", holdingLimit: true)
     task.requestInFlight = false
     switch outcome {
     case .failure(let error):

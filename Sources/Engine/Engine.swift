@@ -23,7 +23,8 @@ public struct EngineConfig: Sendable {
   /// Largest provider or target response the engine reads, in bytes.
   public var maxResponseBytes: Int
   /// Multiplies every delay the engine waits (poll intervals, retry and webhook backoff,
-  /// Retry-After). 1 in production; tests and benchmarks shrink it to run templates quickly.
+  /// Retry-After, maxDuration, the spacing of rate-limited requests). 1 in production; tests
+  /// and benchmarks shrink it to run templates quickly.
   public var delayScale: Double = 1
   /// Returns the webhook signing secret of a team; see `signingSecret(forTeam:)`. Nil signs
   /// every team's requests with `webhookSecret`.
@@ -276,13 +277,13 @@ public final class Engine: @unchecked Sendable {
 
   /// Sends a request on behalf of a task: applies the plugins' `beforeRequest`, waits for the
   /// provider's limits, and records the exchange in the task's timeline.
-  func send(_ request: ClientRequest, for task: TaskRecord, kind: String) async -> Result<
-    ClientResponse, ClientError
-  > {
+  func send(
+    _ request: ClientRequest, for task: TaskRecord, kind: String, holdingLimit: Bool = false
+  ) async -> Result<ClientResponse, ClientError> {
     var outgoing = request
     plugins?.beforeRequest(task, &outgoing)
     let limited = limitKey(task)
-    if let (key, limits) = limited { await limiter.acquire(key, limits: limits) }
+    if let (key, limits) = limited, !holdingLimit { await limiter.acquire(key, limits: limits) }
     let started = Timestamp.now()
     let outcome = await client.send(outgoing)
     if let (key, _) = limited { limiter.release(key) }
@@ -298,6 +299,16 @@ public final class Engine: @unchecked Sendable {
     return outcome
   }
 
+  /// Waits for the task's provider limits ahead of `send(_:for:kind:holdingLimit:)`, so a
+  /// submit is marked in flight only once it may leave.
+  func acquireLimit(for task: TaskRecord) async {
+    if let (key, limits) = limitKey(task) { await limiter.acquire(key, limits: limits) }
+  }
+
+  func releaseLimit(for task: TaskRecord) {
+    if let (key, _) = limitKey(task) { limiter.release(key) }
+  }
+
   /// Sets the mapped state on the task's latest uncommitted event.
   func noteEventState(_ taskId: String, _ state: String) {
     lock.withLock {
@@ -310,17 +321,22 @@ public final class Engine: @unchecked Sendable {
   /// The limiter key and limits for a task's requests: its template's (or the operator's
   /// override), or per target host for a custom pollConfig. Plain calls are not limited.
   private func limitKey(_ task: TaskRecord) -> (String, ProviderLimits)? {
+    var key: String
+    var limits: ProviderLimits
     if let provider = task.provider {
-      let limits =
+      key = provider
+      limits =
         config.providerLimits[provider] ?? catalog.templates[provider]?.limits
         ?? ProviderTemplate.defaultLimits
-      return (provider, limits)
+    } else if task.pollConfig != nil {
+      key = "custom:" + (URLComponents(string: task.targetUrl)?.host ?? "?")
+      limits = ProviderTemplate.defaultLimits
+    } else {
+      return nil
     }
-    if task.pollConfig != nil {
-      let host = URLComponents(string: task.targetUrl)?.host ?? "?"
-      return ("custom:" + host, ProviderTemplate.defaultLimits)
-    }
-    return nil
+    // The pause between rate-limited requests is a delay like any other.
+    limits.requestsPerSecond /= config.delayScale
+    return (key, limits)
   }
 
   func commitNow(_ task: TaskRecord) throws(StorageError) {

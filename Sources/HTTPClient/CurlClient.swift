@@ -26,7 +26,9 @@ public final class CurlClient: @unchecked Sendable {
     multi = handle
     aq_curl_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64)
     aq_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, 512)
-    let thread = Thread { [unowned self] in self.runLoop() }
+    // The thread keeps the client alive until `shutdown()` ends the loop, so the multi handle
+    // is never cleaned up while the loop still uses it.
+    let thread = Thread { self.runLoop() }
     thread.name = "asyncqueue-http-client"
     self.thread = thread
     thread.start()

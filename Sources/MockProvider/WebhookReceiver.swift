@@ -55,6 +55,18 @@ public final class WebhookReceiver: @unchecked Sendable {
     return received
   }
 
+  /// Waits like `waitForDeliveries` without blocking a thread of Swift's cooperative pool,
+  /// which the service under test needs to make progress.
+  public func deliveries(count: Int, timeout: Double) async -> [RecordedRequest] {
+    let deadline = Date(timeIntervalSinceNow: timeout)
+    while Date() < deadline {
+      let current = deliveries()
+      if current.count >= count { return current }
+      try? await Task.sleep(for: .milliseconds(10))
+    }
+    return deliveries()
+  }
+
   /// Sets the HTTP status for every later delivery, for example 500 to make the sender retry.
   public func setStatus(_ code: Int) {
     condition.withLock { status = code }

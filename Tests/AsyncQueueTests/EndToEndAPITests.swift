@@ -32,7 +32,7 @@ import Testing
     #expect(String(decoding: calls.first?.body ?? [], as: UTF8.self) == #"{"n": 1}"#)
     #expect(calls.first.flatMap(verifiedWebhook) != nil, "call signature must verify")
 
-    let webhooks = hook.waitForDeliveries(count: 1, timeout: 10)
+    let webhooks = await hook.deliveries(count: 1, timeout: 10)
     #expect(webhooks.first.flatMap(verifiedWebhook)?["event"]?.stringValue == "task.completed")
   }
 

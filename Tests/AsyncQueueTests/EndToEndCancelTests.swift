@@ -56,7 +56,7 @@ import Testing
       let task = try await service.waitForEnd(id)
       #expect(task["status"]?.stringValue == "cancelled", "\(task.serialized())")
       #expect(mock.requests().contains { $0.method == "PUT" && $0.path.hasSuffix("/cancel") })
-      let deliveries = receiver.waitForDeliveries(count: 1, timeout: 10)
+      let deliveries = await receiver.deliveries(count: 1, timeout: 10)
       #expect(deliveries.first.flatMap(verifiedWebhook)?["event"]?.stringValue == "task.cancelled")
     }
   }
@@ -114,7 +114,7 @@ import Testing
       let (status, json) = try await service.call("POST", "/v1/tasks/\(id)/cancel")
       #expect(status == 200)
       #expect(json["task"]?["status"]?.stringValue == "cancelled")
-      let deliveries = receiver.waitForDeliveries(count: 1, timeout: 10)
+      let deliveries = await receiver.deliveries(count: 1, timeout: 10)
       #expect(deliveries.count == 1, "the target must not be called, only the webhook")
       #expect(deliveries.first.flatMap(verifiedWebhook)?["event"]?.stringValue == "task.cancelled")
       let (again, error) = try await service.call("POST", "/v1/tasks/\(id)/cancel")

@@ -38,6 +38,9 @@ final class TestService: @unchecked Sendable {
     options.webhookSecret = Self.webhookSecret
     options.allowPrivateNetwork = allowPrivateNetwork
     options.delayScale = delayScale
+    // Tests stop the service from Swift's cooperative pool, which its steps also need, so a
+    // long grace period would only stall the test.
+    options.shutdownGrace = 1
     configure(&options)
     let capture = logLines
     let logger = Logger(minimumLevel: .debug, format: logFormat, sink: { capture.append($0) })

@@ -91,7 +91,7 @@ struct ProviderCase: CustomStringConvertible, Sendable {
       let result = task["result"] ?? .null
       try await checkResult(provider.id, result, service: service, id: id)
 
-      let deliveries = receiver.waitForDeliveries(count: 1, timeout: 10)
+      let deliveries = await receiver.deliveries(count: 1, timeout: 10)
       #expect(deliveries.count == 1)
       let webhook = try #require(deliveries.first.flatMap(verifiedWebhook))
       #expect(webhook["event"]?.stringValue == "task.completed")
@@ -156,7 +156,7 @@ struct ProviderCase: CustomStringConvertible, Sendable {
       #expect(error.contains("mock-failure-reason-\(provider.id)"), "error was: \(error)")
       #expect(task["errorCode"]?.stringValue == "provider_error")
 
-      let deliveries = receiver.waitForDeliveries(count: 1, timeout: 10)
+      let deliveries = await receiver.deliveries(count: 1, timeout: 10)
       let webhook = try #require(deliveries.first.flatMap(verifiedWebhook))
       #expect(webhook["event"]?.stringValue == "task.failed")
     }
@@ -179,7 +179,7 @@ struct ProviderCase: CustomStringConvertible, Sendable {
       let task = try await service.waitForEnd(id)
       #expect(task["status"]?.stringValue == "completed", "\(task.serialized())")
       #expect(task["result"]?.arrayValue?.isEmpty == false)
-      let deliveries = receiver.waitForDeliveries(count: 1, timeout: 10)
+      let deliveries = await receiver.deliveries(count: 1, timeout: 10)
       #expect(deliveries.first.flatMap(verifiedWebhook)?["event"]?.stringValue == "task.completed")
     }
   }
@@ -193,7 +193,7 @@ struct ProviderCase: CustomStringConvertible, Sendable {
         taskFields(stability, mock: mock, receiver: receiver, scenario: "polls=100000"))
       let task = try await service.waitForEnd(id, timeout: 40)
       #expect(task["status"]?.stringValue == "timeout", "\(task.serialized())")
-      let deliveries = receiver.waitForDeliveries(count: 1, timeout: 10)
+      let deliveries = await receiver.deliveries(count: 1, timeout: 10)
       #expect(deliveries.first.flatMap(verifiedWebhook)?["event"]?.stringValue == "task.timeout")
     }
   }

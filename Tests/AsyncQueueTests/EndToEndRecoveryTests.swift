@@ -40,7 +40,7 @@ import Testing
     let task = try await second.waitForEnd(id)
     #expect(task["status"]?.stringValue == "completed", "\(task.serialized())")
     #expect(mock.submitCount(provider: "fal") == 1)
-    #expect(receiver.waitForDeliveries(count: 1, timeout: 10).count == 1)
+    #expect(await receiver.deliveries(count: 1, timeout: 10).count == 1)
   }
 
   @Test func providerSubmitInFlightAtCrashFailsAsUnknown() async throws {
@@ -67,7 +67,7 @@ import Testing
     let task = try #require(list["tasks"]?.arrayValue?.first)
     #expect(task["status"]?.stringValue == "failed")
     #expect(task["errorCode"]?.stringValue == "submit_outcome_unknown")
-    let deliveries = receiver.waitForDeliveries(count: 1, timeout: 10)
+    let deliveries = await receiver.deliveries(count: 1, timeout: 10)
     #expect(deliveries.first.flatMap(verifiedWebhook)?["event"]?.stringValue == "task.failed")
   }
 
@@ -87,7 +87,7 @@ import Testing
       "targetUrl": .string(target.url), "onCompleteUrl": .string(hook.url),
     ])
     _ = try await service.waitForEnd(id)
-    #expect(hook.waitForDeliveries(count: 2, timeout: 10).count >= 2)
+    #expect(await hook.deliveries(count: 2, timeout: 10).count >= 2)
     hook.setStatus(200)
     let deadline = Date().addingTimeInterval(15)
     var delivered: DeliveryRecord?

@@ -367,14 +367,14 @@ struct MockProviderMediaTests {
     let second = try await TestHTTP.send("POST", receiver.url, json: #"{"task":"t2"}"#)
     #expect(second.status == 500)
 
-    let deliveries = receiver.waitForDeliveries(count: 2, timeout: 5)
+    let deliveries = await receiver.deliveries(count: 2, timeout: 5)
     #expect(deliveries.count == 2)
     #expect(deliveries.first?.headers["webhook-signature"] == "v1,abc")
     #expect(deliveries.first.map { String(decoding: $0.body, as: UTF8.self) } == #"{"task":"t1"}"#)
     #expect(deliveries.first?.path == "/hook")
 
     let began = Date()
-    #expect(receiver.waitForDeliveries(count: 3, timeout: 0.3).count == 2)
+    #expect(await receiver.deliveries(count: 3, timeout: 0.3).count == 2)
     #expect(Date().timeIntervalSince(began) >= 0.3)
   }
 }
