@@ -4,17 +4,6 @@ import MockProvider
 import Support
 import Testing
 
-/// The `asyncqueue` executable built beside the test bundle, or the one ASYNCQUEUE_BINARY names.
-let asyncqueueBinary: String? = {
-  if let given = ProcessInfo.processInfo.environment["ASYNCQUEUE_BINARY"] { return given }
-  let bundleDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-  for directory in [bundleDirectory, bundleDirectory.deletingLastPathComponent()] {
-    let candidate = directory.appendingPathComponent("asyncqueue").path
-    if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-  }
-  return nil
-}()
-
 struct CommandOutput {
   let status: Int32
   let stdout: String
@@ -26,7 +15,7 @@ func runCommand(
   _ arguments: [String], environment: [String: String] = [:], input: String? = nil,
   timeout: Double = 60
 ) throws -> CommandOutput {
-  let binary = try #require(asyncqueueBinary, "build the asyncqueue executable first")
+  let binary = try #require(asyncqueueBinary(), "build the asyncqueue executable first")
   let process = Process()
   process.executableURL = URL(fileURLWithPath: binary)
   process.arguments = arguments
@@ -53,7 +42,7 @@ func runCommand(
     stderr: String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
 }
 
-@Suite(.serialized, .enabled(if: asyncqueueBinary != nil)) struct CommandLineTests {
+@Suite(.serialized, .enabled(if: asyncqueueBinary() != nil)) struct CommandLineTests {
   func writeConfig(_ text: String) -> String {
     let path = temporaryDirectory("cli-config") + "/asyncqueue.json"
     _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))

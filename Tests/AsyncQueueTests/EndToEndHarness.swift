@@ -13,6 +13,9 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 final class TestService: @unchecked Sendable {
   static let apiKey = "test-key-e2e-0123456789"
   static let webhookSecret = "whsec_test_0123456789abcdef"
+  /// Tests send requests far faster than clients would, so the harness turns the limit off
+  /// unless a test passes one.
+  static let noRateLimit = RateLimit(requests: 0, perSeconds: 1)
 
   let service: Service
   let baseURL: String
@@ -22,7 +25,7 @@ final class TestService: @unchecked Sendable {
 
   init(
     providerDirectories: [String] = [], dataDirectory: String? = nil, delayScale: Double = 0.01,
-    allowPrivateNetwork: Bool = true, rateLimit: RateLimit = .standard,
+    allowPrivateNetwork: Bool = true, rateLimit: RateLimit = TestService.noRateLimit,
     builtinProvidersDirectory: String = repositoryRoot + "/providers",
     logFormat: Logger.Format = .text,
     configure: (inout ServiceOptions) -> Void = { _ in }
