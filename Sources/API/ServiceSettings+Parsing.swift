@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Support
 
@@ -22,8 +23,13 @@ extension ServiceSettings {
       default: throw ConfigError("invalid \(source) '\(text)': expected true or false")
       }
     case .list: value = .array(texts.map { .string($0) })
-    case .pluginTable:
+    case .pluginTable, .providerLimits:
       throw ConfigError("\(spec.key) can only be set in the config file")
+    case .number:
+      guard let number = Double(text) else {
+        throw ConfigError("invalid \(source) '\(text)': expected a number")
+      }
+      value = number == number.rounded() ? .int(Int64(number)) : .double(number)
     case .rateLimit:
       let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
       guard let requests = Int64(parts.first ?? ""),
@@ -83,7 +89,40 @@ extension ServiceSettings {
       return try checkPlugins(value, name: name)
     case .rateLimit:
       return try checkRateLimit(value, name: name)
+    case .number(let range, let integer):
+      let bounds = "from \(Int(range.lowerBound)) to \(Int(range.upperBound))"
+      guard let number = value.doubleValue, range.contains(number),
+        !integer || value.intValue != nil
+      else {
+        throw ConfigError("\(name) must be \(integer ? "an integer" : "a number") \(bounds)")
+      }
+      return value
+    case .providerLimits:
+      return try checkProviderLimits(value, name: name)
     }
+  }
+
+  private static func checkProviderLimits(_ value: JSONValue, name: String) throws(ConfigError)
+    -> JSONValue
+  {
+    let example = #"{"fal": {"concurrency": 8, "requestsPerSecond": 4}}"#
+    guard let limits = value.objectValue else {
+      throw ConfigError("\(name) must be an object such as \(example)")
+    }
+    for (provider, entry) in limits.sorted(by: { $0.key < $1.key }) {
+      for key in (entry.objectValue ?? [:]).keys.sorted()
+      where !["concurrency", "requestsPerSecond"].contains(key) {
+        throw ConfigError(
+          "\(name).\(provider) has unknown key '\(key)'; it takes concurrency and requestsPerSecond"
+        )
+      }
+      guard ProviderLimits(entry) != nil else {
+        throw ConfigError(
+          "\(name).\(provider) needs concurrency (an integer of at least 1) and "
+            + "requestsPerSecond (a number above 0), as in \(example)")
+      }
+    }
+    return value
   }
 
   private static func checkPlugins(_ value: JSONValue, name: String) throws(ConfigError)

@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Support
 
@@ -69,6 +70,12 @@ public struct ServiceSettings: Sendable {
     }
     let known = SettingSpec.all.map(\.key)
     for key in object.keys.sorted() where !known.contains(key) {
+      if let suggestion = known.min(by: { editDistance(key, $0) < editDistance(key, $1) }),
+        editDistance(key, suggestion) <= 2
+      {
+        throw ConfigError(
+          "config file \(path): unknown key '\(key)'; did you mean '\(suggestion)'?")
+      }
       throw ConfigError(
         "config file \(path): unknown key '\(key)'; known keys are \(known.joined(separator: ", "))"
       )
@@ -116,6 +123,13 @@ public struct ServiceSettings: Sendable {
     options.webhookSecret = string("webhookSecret")
     options.allowPrivateNetwork = bool("allowPrivateNetwork")
     options.publicURL = string("publicUrl")
+    for (provider, entry) in values["providerLimits"]?.objectValue ?? [:] {
+      options.providerLimits[provider] = ProviderLimits(entry)
+    }
+    options.maxConcurrentSteps =
+      values["maxConcurrentSteps"]?.intValue ?? options.maxConcurrentSteps
+    options.webhookRetention =
+      values["webhookRetention"]?.doubleValue ?? options.webhookRetention
     if let limit = values["rateLimit"] {
       options.rateLimit = RateLimit(
         requests: limit["requests"]?.intValue ?? 0,
@@ -123,4 +137,20 @@ public struct ServiceSettings: Sendable {
     }
     return options
   }
+}
+
+/// Returns the Levenshtein distance between two strings, ignoring case.
+func editDistance(_ lhs: String, _ rhs: String) -> Int {
+  let left = Array(lhs.lowercased())
+  let right = Array(rhs.lowercased())
+  var previous = Array(0...right.count)
+  for (row, leftCharacter) in left.enumerated() {
+    var current = [row + 1]
+    for (column, rightCharacter) in right.enumerated() {
+      let substitution = previous[column] + (leftCharacter == rightCharacter ? 0 : 1)
+      current.append(min(substitution, previous[column + 1] + 1, current[column] + 1))
+    }
+    previous = current
+  }
+  return previous[right.count]
 }

@@ -18,6 +18,10 @@ public struct SettingSpec: Sendable {
     case pluginTable
     /// `{"requests": N, "perSeconds": S}`; `N/S` on the command line.
     case rateLimit
+    /// A number within `range`; `integer` rejects fractions.
+    case number(ClosedRange<Double>, integer: Bool)
+    /// Template id to `{"concurrency": N, "requestsPerSecond": R}`; config file only.
+    case providerLimits
   }
 
   /// The config-file key, in camelCase.
@@ -130,5 +134,22 @@ extension SettingSpec {
         Requests each team may make to /v1 per window, e.g. 100/1 for 100 per second.
         0 turns the limit off. In the config file: {"requests": 100, "perSeconds": 1}.
         """),
+    SettingSpec(
+      key: "providerLimits", flag: nil, environment: nil, valueName: nil, kind: .providerLimits,
+      defaultValue: .object([:]),
+      help: """
+        Overrides of the templates' request limits, by template id, e.g.
+        {"fal": {"concurrency": 8, "requestsPerSecond": 4}}. Config file only.
+        """),
+    SettingSpec(
+      key: "maxConcurrentSteps", flag: "max-concurrent-steps",
+      environment: "ASYNCQUEUE_MAX_CONCURRENT_STEPS", valueName: "N",
+      kind: .number(1...1_000_000, integer: true), defaultValue: 2048,
+      help: "Task steps (HTTP exchanges with their hook calls) in flight at once."),
+    SettingSpec(
+      key: "webhookRetention", flag: "webhook-retention",
+      environment: "ASYNCQUEUE_WEBHOOK_RETENTION", valueName: "SECONDS",
+      kind: .number(60...31_536_000, integer: false), defaultValue: 86400,
+      help: "Seconds after a task ends during which an undelivered webhook is retried."),
   ]
 }

@@ -144,10 +144,19 @@ private func serve(options: ServiceOptions, logger: Logger) {
   _ = sources
 }
 
-/// JSON text indented for people, keys sorted.
-func prettyJSON(_ value: JSONValue) -> String {
-  let encoder = JSONEncoder()
-  encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-  guard let data = try? encoder.encode(value) else { return value.serialized() }
-  return String(decoding: data, as: UTF8.self)
+/// Formats JSON for people: two-space indent, sorted keys, empty containers on one line.
+func prettyJSON(_ value: JSONValue, indent: String = "") -> String {
+  let inner = indent + "  "
+  switch value {
+  case .array(let items) where !items.isEmpty:
+    let lines = items.map { inner + prettyJSON($0, indent: inner) }
+    return "[\n" + lines.joined(separator: ",\n") + "\n" + indent + "]"
+  case .object(let members) where !members.isEmpty:
+    let lines = members.sorted { $0.key < $1.key }.map { key, member in
+      inner + JSONValue.string(key).serialized() + ": " + prettyJSON(member, indent: inner)
+    }
+    return "{\n" + lines.joined(separator: ",\n") + "\n" + indent + "}"
+  default:
+    return value.serialized()
+  }
 }

@@ -70,7 +70,7 @@ func runCommand(
     let result = try runCommand(["serve", "--config", file], timeout: 20)
     #expect(result.status == 2)
     #expect(result.stderr.contains("unknown key 'rateLimt'"))
-    #expect(result.stderr.contains("rateLimit"), "the message lists the known keys")
+    #expect(result.stderr.contains("did you mean 'rateLimit'?"))
     let fromEnvironment = try runCommand(
       ["serve", "--print-config"], environment: ["ASYNCQUEUE_CONFIG": file], timeout: 20)
     #expect(fromEnvironment.status == 2)

@@ -1,4 +1,5 @@
 import API
+import Engine
 import Foundation
 import Support
 import Testing
@@ -32,7 +33,9 @@ import Testing
        "pluginsDirs": ["/etc/aq/plugins"], "plugins": {"result-archive": {"enabled": true}},
        "apiKeys": ["k1-abcdef"], "webhookSecret": "whsec_file", "allowPrivateNetwork": true,
        "publicUrl": "https://queue.example.com", "logFormat": "json",
-       "rateLimit": {"requests": 50, "perSeconds": 10}}
+       "rateLimit": {"requests": 50, "perSeconds": 10},
+       "providerLimits": {"fal": {"concurrency": 8, "requestsPerSecond": 4}},
+       "maxConcurrentSteps": 64, "webhookRetention": 3600}
       """)
     let options = try ServiceSettings(configFile: file, environment: [:], flags: [:])
       .serviceOptions()
@@ -45,6 +48,9 @@ import Testing
     #expect(options.allowPrivateNetwork)
     #expect(options.publicURL == "https://queue.example.com")
     #expect(options.rateLimit == RateLimit(requests: 50, perSeconds: 10))
+    #expect(options.providerLimits["fal"] == ProviderLimits(concurrency: 8, requestsPerSecond: 4))
+    #expect(options.maxConcurrentSteps == 64)
+    #expect(options.webhookRetention == 3600)
   }
 
   @Test func listsFromFlagsAndEnvironment() throws {
@@ -62,7 +68,8 @@ import Testing
   }
 
   @Test(arguments: [
-    (#"{"prot": 8080}"#, "unknown key 'prot'"),
+    (#"{"prot": 8080}"#, "unknown key 'prot'; did you mean 'port'?"),
+    (#"{"colour": "blue"}"#, "unknown key 'colour'; known keys are host, port"),
     (#"{"port": "8080"}"#, "'port' must be an integer"),
     (#"{"port": 70000}"#, "'port' must be an integer from 0 to 65535"),
     (#"{"logLevel": "loud"}"#, "'logLevel' must be one of debug, info, warn, error"),
@@ -75,6 +82,10 @@ import Testing
       #"{"plugins": {"archive": {"enabled": 1}}}"#,
       "'plugins'.archive.enabled must be true or false"
     ),
+    (#"{"providerLimits": {"fal": {"concurrency": 0, "requestsPerSecond": 1}}}"#, "concurrency"),
+    (#"{"providerLimits": {"fal": {"rps": 1}}}"#, "unknown key 'rps'"),
+    (#"{"maxConcurrentSteps": 1.5}"#, "'maxConcurrentSteps' must be an integer"),
+    (#"{"webhookRetention": 5}"#, "'webhookRetention' must be a number from 60"),
     (#"[1]"#, "must contain a JSON object"),
     (#"{"port": "#, "is not valid JSON"),
   ])
