@@ -36,10 +36,19 @@ let package = Package(
       name: "Engine",
       dependencies: ["Support", "LuaRuntime", "HTTPClient", "Storage"]
     ),
-    .target(name: "API", dependencies: ["Engine", "HTTPServer", "Support", "Storage"]),
+    // Lua plugins run at the engine's hook points, with their own Lua states.
+    .target(
+      name: "Plugins",
+      dependencies: ["Engine", "LuaRuntime", "HTTPClient", "Support", "Storage"]
+    ),
+    // Checks, lists and fixture replays for script authors, behind `asyncqueue providers` and
+    // `asyncqueue plugins`.
+    .target(name: "ScriptTools", dependencies: ["Engine", "Plugins", "LuaRuntime", "Support"]),
+    .target(
+      name: "API", dependencies: ["Engine", "Plugins", "HTTPServer", "Support", "Storage"]),
     .executableTarget(
       name: "asyncqueue",
-      dependencies: ["API", "Engine", "Support", "Storage", "HTTPServer"]
+      dependencies: ["API", "Engine", "Support", "Storage", "HTTPServer", "ScriptTools"]
     ),
 
     // A loopback imitation of the six providers, used by the tests and the benchmarks.
@@ -50,9 +59,8 @@ let package = Package(
       name: "AsyncQueueTests",
       dependencies: [
         "API", "Engine", "Support", "Storage", "LuaRuntime", "HTTPServer", "HTTPClient",
-        "MockProvider",
-      ],
-      exclude: ["Fixtures"]
+        "MockProvider", "Plugins", "ScriptTools",
+      ]
     ),
   ]
 )

@@ -70,6 +70,10 @@ extension APIRouter {
     Route(method: "GET", pattern: "/v1/tasks/{id}/result", access: .team) { router, context in
       router.resultFile(id: context["id"], team: context.team)
     },
+    Route(method: "GET", pattern: "/v1/tasks/{id}/files/{name}", access: .team) {
+      router, context in
+      router.archivedFile(id: context["id"], name: context["name"], team: context.team)
+    },
     Route(method: "POST", pattern: "/v1/tasks/{id}/cancel", access: .team) { router, context in
       router.cancelTask(id: context["id"], team: context.team)
     },

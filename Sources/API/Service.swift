@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import HTTPServer
 import LuaRuntime
+import Plugins
 import Storage
 import Support
 
@@ -16,6 +17,12 @@ public struct ServiceOptions: Sendable {
   public var providerDirectories: [String] = []
   /// Extra plugin directories, loaded after the built-in `plugins/`.
   public var pluginDirectories: [String] = []
+  /// The built-in plugins' directory; the `plugins` folder beside the built-in providers when
+  /// nil.
+  public var builtinPluginsDirectory: String?
+  /// Seconds between checks of the provider and plugin directories for changed files; 0 turns
+  /// the check off (SIGHUP and `Service.reloadScripts()` still reload).
+  public var scriptReloadInterval: Double = 2
   /// Plugin settings by plugin name, e.g. `["result-archive": {"enabled": true}]`. A plugin
   /// runs only when its entry has `"enabled": true`.
   public var plugins: [String: JSONValue] = [:]
@@ -52,6 +59,7 @@ public final class Service: @unchecked Sendable {
   public let logger: Logger
   public let catalog: ProviderCatalog
   private let limits = ScriptLimits()
+  let scriptReloader: ScriptReloader
   private let routerBox = RouterBox()
   private let server: HTTPServer
   /// The engine, created by `start()` once the listening port is known.
@@ -110,10 +118,13 @@ public final class Service: @unchecked Sendable {
     }
     directories += options.providerDirectories
     let (catalog, problems) = ProviderCatalog.load(directories: directories, limits: limits)
-    for problem in problems {
-      logger.error(
-        "provider script rejected", [("file", problem.file), ("error", problem.message)])
-    }
+    let pluginsDirectory =
+      options.builtinPluginsDirectory ?? Self.builtinPluginsDirectory(besides: builtin)
+    scriptReloader = ScriptReloader(
+      providerDirectories: directories,
+      pluginDirectories: (pluginsDirectory.map { [$0] } ?? []) + options.pluginDirectories,
+      limits: limits, logger: logger)
+    scriptReloader.report(problems, reloading: false)
     for template in catalog.sortedTemplates {
       var fields = [("provider", template.id), ("file", template.file)]
       if let replaced = template.overrides { fields.append(("overrides", replaced)) }
@@ -158,7 +169,14 @@ public final class Service: @unchecked Sendable {
     config.maxConcurrentSteps = options.maxConcurrentSteps
     config.shutdownGrace = options.shutdownGrace
     engine = try Engine(config: config, store: store, catalog: catalog, logger: logger)
+    try scriptReloader.attach(
+      engine: engine, configuration: options.plugins,
+      settings: PluginHostSettings(
+        dataDirectory: options.dataDirectory, publicURL: publicURL,
+        allowPrivateNetwork: options.allowPrivateNetwork, limits: limits),
+      store: store)
     try engine.start()
+    scriptReloader.startWatching(interval: options.scriptReloadInterval)
     let engine = self.engine!
     let store = self.store
     routerBox.router = APIRouter(
@@ -180,6 +198,7 @@ public final class Service: @unchecked Sendable {
   public func stop() {
     server.stop()
     engine?.stop()
+    scriptReloader.stop()
     logger.info("stopped")
   }
 

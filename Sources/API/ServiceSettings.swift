@@ -126,6 +126,8 @@ public struct ServiceSettings: Sendable {
     for (provider, entry) in values["providerLimits"]?.objectValue ?? [:] {
       options.providerLimits[provider] = ProviderLimits(entry)
     }
+    options.scriptReloadInterval =
+      values["reloadInterval"]?.doubleValue ?? options.scriptReloadInterval
     options.maxConcurrentSteps =
       values["maxConcurrentSteps"]?.intValue ?? options.maxConcurrentSteps
     options.webhookRetention =

@@ -76,8 +76,16 @@ extension SettingSpec {
       key: "pluginsDirs", flag: "plugins-dir", environment: "ASYNCQUEUE_PLUGINS_DIR",
       valueName: "DIR", kind: .list(separator: ":"), defaultValue: .array([]),
       help: """
-        Extra directory of plugins, loaded after the built-in plugins/. Repeatable; the
-        environment variable takes a colon-separated list.
+        Extra directory of plugins (*.lua), loaded after the built-in plugins/; a plugin
+        with the same name replaces the earlier one. Repeatable; the environment variable
+        takes a colon-separated list. Plugins run only when enabled in their settings.
+        """),
+    SettingSpec(
+      key: "reloadInterval", flag: "reload-interval", environment: "ASYNCQUEUE_RELOAD_INTERVAL",
+      valueName: "SECONDS", kind: .number(0...86400, integer: false), defaultValue: 2,
+      help: """
+        Seconds between checks of the provider and plugin directories for changed files,
+        which are then reloaded. 0 turns the check off; SIGHUP always reloads.
         """),
     SettingSpec(
       key: "plugins", flag: nil, environment: nil, valueName: nil, kind: .pluginTable,

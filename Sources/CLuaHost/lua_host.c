@@ -40,9 +40,13 @@ static char *copy_bytes(const char *bytes, size_t length) {
 
 static char *copy_string(const char *text) { return copy_bytes(text, strlen(text)); }
 
-// Allocator that counts the bytes the state uses and rejects growth past the cap while
-// `memory_enforced` is set. Refusing makes Lua run an emergency collection and then raise
-// LUA_ERRMEM, which the surrounding lua_pcall catches.
+static void count_hook(lua_State *L, lua_Debug *ar);
+
+// Allocator that counts the bytes the state uses and enforces the cap while `memory_enforced`
+// is set. Growth past the cap is granted up to a reserve of a quarter of the cap (at least
+// 1 MiB). It arms the count hook to fire on the next instruction, which raises the error with
+// the script's file and line. Growth past the reserve is rejected, so Lua raises LUA_ERRMEM
+// without a location, and the surrounding lua_pcall catches it.
 static void *limited_alloc(void *ud, void *pointer, size_t old_size, size_t new_size) {
   struct aq_lua *host = ud;
   if (pointer == NULL) old_size = 0;
@@ -53,8 +57,14 @@ static void *limited_alloc(void *ud, void *pointer, size_t old_size, size_t new_
   }
   if (host->memory_enforced && new_size > old_size &&
       host->memory_used + (new_size - old_size) > host->memory_limit) {
-    host->memory_exceeded = 1;
-    return NULL;
+    size_t reserve = host->memory_limit / 4 > (1u << 20) ? host->memory_limit / 4 : (1u << 20);
+    if (!host->memory_exceeded) {
+      host->memory_exceeded = 1;
+      // lua_sethook only stores the hook and sets a flag in each Lua call frame, so it is
+      // safe while Lua is in the middle of an allocation.
+      lua_sethook(host->L, count_hook, LUA_MASKCOUNT, 1);
+    }
+    if (host->memory_used + (new_size - old_size) > host->memory_limit + reserve) return NULL;
   }
   void *resized = realloc(pointer, new_size);
   if (resized == NULL) return NULL;
@@ -68,16 +78,26 @@ static struct aq_lua *host_of(lua_State *L) {
   return ud;
 }
 
-// Fires once the budget is spent and re-arms itself to fire on every instruction. A pcall in
-// the script that catches the error runs at most one more instruction before the error is
-// raised again, so the call can only unwind.
+// Fires once the budget is spent, or on the first instruction after the memory cap was
+// passed, and re-arms itself to fire on every instruction. A pcall in the script that catches
+// the error runs at most one more instruction before the error is raised again, so the call
+// can only unwind.
 static void count_hook(lua_State *L, lua_Debug *ar) {
   struct aq_lua *host = host_of(L);
   if (!host->budget_exceeded) {
     host->budget_exceeded = 1;
     lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
   }
-  if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0) {
+  int located = lua_getinfo(L, "Sl", ar) && ar->currentline > 0;
+  if (host->memory_exceeded) {
+    lua_Integer limit = (lua_Integer)host->memory_limit;
+    if (located) {
+      lua_pushfstring(L, "%s:%d: script exceeded the memory limit of %I bytes", ar->short_src,
+                      ar->currentline, limit);
+    } else {
+      lua_pushfstring(L, "script exceeded the memory limit of %I bytes", limit);
+    }
+  } else if (located) {
     lua_pushfstring(L, "%s:%d: script exceeded its budget of %d instructions", ar->short_src,
                     ar->currentline, host->instruction_budget);
   } else {

@@ -27,13 +27,6 @@ public struct ProviderTemplate: Sendable {
   public var maxDuration: Double { pollConfig["maxDuration"]?.doubleValue ?? 600 }
 }
 
-/// The error for a provider or module script that cannot be used.
-public struct TemplateError: Error, CustomStringConvertible, Sendable {
-  public let file: String
-  public let message: String
-  public var description: String { "\(file): \(message)" }
-}
-
 /// The script key under which the generic pollConfig hooks run custom-pollConfig tasks.
 let customTemplateKey = "__custom"
 
@@ -58,128 +51,165 @@ public struct ProviderCatalog: Sendable {
     templates.values.sorted { $0.id < $1.id }
   }
 
-  /// Loads every directory. A file that fails to load is reported in `problems` and skipped.
-  public static func load(directories: [String], limits: ScriptLimits) -> (
-    ProviderCatalog, problems: [TemplateError]
-  ) {
+  /// The files of the loaded templates and modules.
+  public var files: [String] {
+    (templates.values.map(\.file) + modules.values.map(\.file)).sorted()
+  }
+
+  /// Loads every directory. A file that fails to load or validate is reported in `problems`.
+  /// When `previous` is given (a reload), a rejected file that `previous` had loaded keeps its
+  /// previous version, so one bad edit never takes a working template or module away. A file
+  /// that no longer exists is dropped.
+  public static func load(
+    directories: [String], limits: ScriptLimits, previous: ProviderCatalog? = nil
+  ) -> (ProviderCatalog, problems: [TemplateError]) {
+    let found = ScriptFiles.find(in: directories)
+    var problems = found.problems
     var modules: [String: (source: String, file: String)] = [:]
-    var sources: [(file: String, source: String)] = []
-    var problems: [TemplateError] = []
-    let files = FileManager.default
-    for directory in directories {
-      let libDirectory = (directory as NSString).appendingPathComponent("lib")
-      for name in ((try? files.contentsOfDirectory(atPath: libDirectory)) ?? []).sorted()
-      where name.hasSuffix(".lua") {
-        let path = (libDirectory as NSString).appendingPathComponent(name)
-        guard let source = try? String(contentsOfFile: path, encoding: .utf8) else {
-          problems.append(TemplateError(file: path, message: "cannot read file"))
-          continue
+    for (name, module) in found.modules { modules[name] = module }
+
+    let runtime: LuaRuntime
+    do {
+      runtime = try LuaRuntime(limits: limits, log: { _, _, _ in })
+    } catch {
+      problems.append(TemplateError(file: "lib", message: error.message))
+      return (ProviderCatalog(templates: previous?.templates ?? [:], modules: modules), problems)
+    }
+    for name in modules.keys.sorted() {
+      guard let module = modules[name] else { continue }
+      if let problem = checkModule(name: name, module: module, runtime: runtime) {
+        problems.append(problem)
+        if let kept = previous?.modules[name], kept.file == module.file {
+          modules[name] = kept
+          try? runtime.addModule(name: name, source: kept.source, chunkName: kept.file)
+        } else {
+          modules[name] = nil
         }
-        modules["lib." + String(name.dropLast(4))] = (source, path)
-      }
-      for name in ((try? files.contentsOfDirectory(atPath: directory)) ?? []).sorted()
-      where name.hasSuffix(".lua") {
-        let path = (directory as NSString).appendingPathComponent(name)
-        guard let source = try? String(contentsOfFile: path, encoding: .utf8) else {
-          problems.append(TemplateError(file: path, message: "cannot read file"))
-          continue
-        }
-        sources.append((path, source))
       }
     }
 
     var templates: [String: ProviderTemplate] = [:]
-    let runtime: LuaRuntime
-    do {
-      runtime = try LuaRuntime(limits: limits, log: { _, _, _ in })
-      for (name, module) in modules {
-        try runtime.addModule(name: name, source: module.source, chunkName: module.file)
-      }
-    } catch {
-      problems.append(TemplateError(file: "lib", message: error.message))
-      return (ProviderCatalog(templates: [:], modules: modules), problems)
-    }
-    for (file, source) in sources {
-      do {
-        let template = try validate(
-          file: file, source: source, runtime: runtime, previous: { templates[$0] })
+    let previousByFile = Dictionary(
+      (previous?.templates.values).map { $0.map { ($0.file, $0) } } ?? [],
+      uniquingKeysWith: { first, _ in first })
+    for (file, source) in found.sources {
+      switch check(file: file, source: source, runtime: runtime, previous: { templates[$0] }) {
+      case .success(let template):
         templates[template.id] = template
-      } catch let error as TemplateError {
-        problems.append(error)
-      } catch {
-        problems.append(TemplateError(file: file, message: "\(error)"))
+      case .failure(let failure):
+        problems += failure.problems
+        if let kept = previousByFile[file] {
+          templates[kept.id] = kept.replacing(overrides: templates[kept.id]?.file)
+        }
       }
     }
     return (ProviderCatalog(templates: templates, modules: modules), problems)
   }
 
-  private static func validate(
+  /// Loads a module and runs its first `require`, which reports syntax and load errors.
+  private static func checkModule(
+    name: String, module: (source: String, file: String), runtime: LuaRuntime
+  ) -> TemplateError? {
+    do {
+      try runtime.addModule(name: name, source: module.source, chunkName: module.file)
+      let probe = "local _ = require(\"\(name)\") return {}"
+      _ = try runtime.loadScript(key: "check-module", source: probe, chunkName: module.file)
+      return nil
+    } catch {
+      return TemplateError(file: module.file, luaMessage: error.message)
+    }
+  }
+
+  /// Loads and validates one template script against the modules already in `runtime`, and
+  /// returns the template or every problem found in it.
+  public static func check(
     file: String, source: String, runtime: LuaRuntime,
-    previous: (String) -> ProviderTemplate?
-  ) throws -> ProviderTemplate {
+    previous: (String) -> ProviderTemplate? = { _ in nil }
+  ) -> Result<ProviderTemplate, TemplateProblems> {
     let loaded: LoadedScript
     do {
       loaded = try runtime.loadScript(key: "check:" + file, source: source, chunkName: file)
     } catch {
-      throw TemplateError(file: file, message: error.message)
+      return .failure(TemplateProblems([TemplateError(file: file, luaMessage: error.message)]))
+    }
+    var problems = TemplateProblems()
+    func reject(_ field: String?, _ message: String) {
+      problems.append(
+        TemplateError(
+          file: file, line: field.flatMap { ScriptFiles.line(of: $0, in: source) }, field: field,
+          message: message))
     }
     let metadata = (try? JSONValue.parse(loaded.metadataJSON)) ?? .object([:])
-    guard let fields = metadata.objectValue else {
-      throw TemplateError(file: file, message: "the script must return a table")
-    }
+    let fields = metadata.objectValue ?? [:]
     for key in fields.keys.sorted() where !knownFields.contains(key) {
-      throw TemplateError(
-        file: file,
-        message:
-          "unknown field '\(key)'; allowed fields are \(knownFields.sorted().joined(separator: ", "))"
-      )
+      reject(
+        key, "unknown field; allowed fields are \(knownFields.sorted().joined(separator: ", "))")
     }
     for hook in loaded.hooks where !knownHooks.contains(hook) {
-      throw TemplateError(
-        file: file,
-        message: "unknown hook '\(hook)'; hooks are \(knownHooks.sorted().joined(separator: ", "))")
+      reject(hook, "unknown hook; hooks are \(knownHooks.sorted().joined(separator: ", "))")
     }
-    guard let id = fields["id"]?.stringValue, isValidID(id) else {
-      throw TemplateError(
-        file: file, message: "field 'id' must be a string of lowercase letters, digits and '-'")
+    let id = fields["id"]?.stringValue
+    if id == nil || !isValidID(id!) {
+      reject("id", "must be a string of 1 to 64 lowercase letters, digits and '-'")
     }
-    guard let name = fields["name"]?.stringValue, !name.isEmpty else {
-      throw TemplateError(file: file, message: "field 'name' must be a non-empty string")
+    let name = fields["name"]?.stringValue
+    if name?.isEmpty ?? true {
+      reject("name", "must be a non-empty string")
+    }
+    if let description = fields["description"], description.stringValue == nil {
+      reject("description", "must be a string")
+    }
+    if let resubmit = fields["resubmit"], resubmit.boolValue == nil {
+      reject("resubmit", "must be true or false")
     }
     for hook in requiredHooks where !loaded.hooks.contains(hook) {
-      throw TemplateError(file: file, message: "hook '\(hook)' is missing")
+      reject(hook, "required hook is missing")
     }
-    guard let pollConfig = fields["pollConfig"], pollConfig.objectValue != nil else {
-      throw TemplateError(file: file, message: "field 'pollConfig' must be a table")
-    }
-    if let problem = PollConfigRules.problem(in: pollConfig, requireURLTemplate: false) {
-      throw TemplateError(file: file, message: "pollConfig: \(problem)")
+    let pollConfig = fields["pollConfig"] ?? .null
+    if pollConfig.objectValue == nil {
+      reject("pollConfig", "must be a table")
+    } else {
+      for problem in PollConfigRules.problems(in: pollConfig, requireURLTemplate: false) {
+        problems.append(
+          TemplateError(
+            file: file, line: ScriptFiles.line(of: problem.key, in: source),
+            field: "pollConfig." + problem.key, message: problem.message))
+      }
     }
     var limits = ProviderTemplate.defaultLimits
     if let declared = fields["limits"] {
-      guard let parsed = ProviderLimits(declared),
-        Set(declared.objectValue?.keys.map { $0 } ?? []).isSubset(of: [
-          "concurrency", "requestsPerSecond",
-        ])
-      else {
-        throw TemplateError(
-          file: file,
-          message:
-            "field 'limits' must be {concurrency = N, requestsPerSecond = R} with N >= 1 and R > 0"
-        )
+      let keysValid = Set(declared.objectValue?.keys.map { $0 } ?? []).isSubset(of: [
+        "concurrency", "requestsPerSecond",
+      ])
+      if let parsed = ProviderLimits(declared), keysValid {
+        limits = parsed
+      } else {
+        reject(
+          "limits",
+          "must be {concurrency = N, requestsPerSecond = R} with N >= 1 and R > 0")
       }
-      limits = parsed
     }
-    return ProviderTemplate(
-      id: id, name: name, description: fields["description"]?.stringValue ?? "",
-      pollConfig: pollConfig, file: file, overrides: previous(id)?.file,
-      resubmit: fields["resubmit"]?.boolValue ?? false, hooks: loaded.hooks, limits: limits,
-      source: source)
+    guard problems.isEmpty, let id, let name else { return .failure(problems) }
+    return .success(
+      ProviderTemplate(
+        id: id, name: name, description: fields["description"]?.stringValue ?? "",
+        pollConfig: pollConfig, file: file, overrides: previous(id)?.file,
+        resubmit: fields["resubmit"]?.boolValue ?? false, hooks: loaded.hooks, limits: limits,
+        source: source))
   }
 
   static func isValidID(_ id: String) -> Bool {
     !id.isEmpty && id.count <= 64
       && id.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" }
+  }
+}
+
+extension ProviderTemplate {
+  /// Returns the same template with another `overrides` value, for one kept across a reload.
+  func replacing(overrides: String?) -> ProviderTemplate {
+    ProviderTemplate(
+      id: id, name: name, description: description, pollConfig: pollConfig, file: file,
+      overrides: overrides, resubmit: resubmit, hooks: hooks, limits: limits, source: source)
   }
 }
 
@@ -193,41 +223,54 @@ public enum PollConfigRules {
   /// Returns the first problem found, naming the key and the fix, or nil when the pollConfig is
   /// valid.
   public static func problem(in config: JSONValue, requireURLTemplate: Bool) -> String? {
-    guard let fields = config.objectValue else { return "must be a JSON object" }
+    problems(in: config, requireURLTemplate: requireURLTemplate).first?.message
+  }
+
+  /// Returns every problem found, each with the key it is about.
+  public static func problems(in config: JSONValue, requireURLTemplate: Bool) -> [(
+    key: String, message: String
+  )] {
+    guard let fields = config.objectValue else { return [("", "must be a JSON object")] }
+    var found: [(key: String, message: String)] = []
     for key in fields.keys.sorted() where !keys.contains(key) {
-      return "unknown key '\(key)'; allowed keys are \(keys.sorted().joined(separator: ", "))"
+      found.append(
+        (key, "unknown key '\(key)'; allowed keys are \(keys.sorted().joined(separator: ", "))"))
     }
     if requireURLTemplate {
       for key in ["urlTemplate", "statusPath", "doneValues", "failValues"] where fields[key] == nil
       {
-        return "required key '\(key)' is missing"
+        found.append((key, "required key '\(key)' is missing"))
       }
     }
     for key in ["urlTemplate", "statusPath", "resultPath", "resultUrlTemplate", "errorPath"] {
       if let value = fields[key], value.stringValue == nil {
-        return "'\(key)' must be a string"
+        found.append((key, "'\(key)' must be a string"))
       }
     }
     for key in ["doneValues", "failValues"] {
       if let value = fields[key] {
-        guard let items = value.arrayValue,
-          items.allSatisfy({ $0.stringValue != nil || $0.intValue != nil })
-        else { return "'\(key)' must be an array of strings" }
+        let items = value.arrayValue ?? []
+        if value.arrayValue == nil
+          || !items.allSatisfy({ $0.stringValue != nil || $0.intValue != nil })
+        {
+          found.append((key, "'\(key)' must be an array of strings"))
+        }
       }
     }
     if let interval = fields["interval"] {
-      guard let seconds = interval.doubleValue, seconds >= 0.1, seconds <= 3600 else {
-        return "'interval' must be a number of seconds between 0.1 and 3600"
+      if !(interval.doubleValue.map { $0 >= 0.1 && $0 <= 3600 } ?? false) {
+        found.append(("interval", "'interval' must be a number of seconds between 0.1 and 3600"))
       }
     }
     if let duration = fields["maxDuration"] {
-      guard let seconds = duration.doubleValue, seconds >= 1, seconds <= 7 * 86400 else {
-        return "'maxDuration' must be a number of seconds between 1 and 604800"
+      if !(duration.doubleValue.map { $0 >= 1 && $0 <= 7 * 86400 } ?? false) {
+        found.append(
+          ("maxDuration", "'maxDuration' must be a number of seconds between 1 and 604800"))
       }
     }
     if let forward = fields["forwardAuth"], forward.boolValue == nil {
-      return "'forwardAuth' must be true or false"
+      found.append(("forwardAuth", "'forwardAuth' must be true or false"))
     }
-    return nil
+    return found
   }
 }

@@ -128,6 +128,7 @@ private func serve(options: ServiceOptions, logger: Logger) {
   }
   fflush(nil)
 
+  let reloadSignal = installReloadSignal(service)
   signal(SIGINT, SIG_IGN)
   signal(SIGTERM, SIG_IGN)
   let done = DispatchSemaphore(value: 0)
@@ -142,6 +143,7 @@ private func serve(options: ServiceOptions, logger: Logger) {
   logger.info("stopping")
   service.stop()
   _ = sources
+  _ = reloadSignal
 }
 
 /// Formats JSON for people: two-space indent, sorted keys, empty containers on one line.

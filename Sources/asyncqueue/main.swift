@@ -12,6 +12,8 @@ let topHelp = """
     keys           Create, list and revoke API keys (on the data directory).
     secret show    Print a team's webhook signing secret (on the data directory).
     tasks          Create, read, list, wait for and cancel tasks on a running server.
+    providers      List, check and test provider templates (see 'providers --help').
+    plugins        Check plugin scripts (see 'plugins --help').
 
   Run 'asyncqueue <command> --help' for a command's options.
   """
@@ -28,6 +30,8 @@ case "serve": runServe(Array(arguments.dropFirst()))
 case "keys": runKeys(Array(arguments.dropFirst()))
 case "secret": runSecret(Array(arguments.dropFirst()))
 case "tasks": await runTasks(Array(arguments.dropFirst()))
+case "providers": runProviders(Array(arguments.dropFirst()))
+case "plugins": runPlugins(Array(arguments.dropFirst()))
 case nil, "--help", "-h", "help": print(topHelp)
 case let other?: fail("unknown command '\(other)'; run 'asyncqueue --help'")
 }

@@ -23,11 +23,15 @@ final class TestService: @unchecked Sendable {
   let logLines = LogCapture()
   let client = CurlClient(allowPrivateNetwork: true)
 
+  /// `plugins` maps plugin names to their settings; `scriptReloadInterval` 0 leaves the
+  /// periodic script check off, so tests reload with `service.reloadScripts()`.
   init(
     providerDirectories: [String] = [], dataDirectory: String? = nil, delayScale: Double = 0.01,
     allowPrivateNetwork: Bool = true, rateLimit: RateLimit = TestService.noRateLimit,
     builtinProvidersDirectory: String = repositoryRoot + "/providers",
     logFormat: Logger.Format = .text,
+    pluginDirectories: [String] = [], plugins: [String: JSONValue] = [:],
+    scriptReloadInterval: Double = 0,
     configure: (inout ServiceOptions) -> Void = { _ in }
   ) throws {
     self.dataDirectory = dataDirectory ?? temporaryDirectory("service")
@@ -41,6 +45,9 @@ final class TestService: @unchecked Sendable {
     options.webhookSecret = Self.webhookSecret
     options.allowPrivateNetwork = allowPrivateNetwork
     options.delayScale = delayScale
+    options.pluginDirectories = pluginDirectories
+    options.plugins = plugins
+    options.scriptReloadInterval = scriptReloadInterval
     // Tests stop the service from Swift's cooperative pool, which its steps also need, so a
     // long grace period would only stall the test.
     options.shutdownGrace = 1

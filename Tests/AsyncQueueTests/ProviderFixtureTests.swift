@@ -3,7 +3,7 @@ import LuaRuntime
 import Support
 import Testing
 
-/// Replays Fixtures/providers/<id>.json through the real provider script.
+/// Replays providers/fixtures/<id>.json through the real provider script.
 ///
 /// A fixture is `{"provider": id, "scenarios": [{"name", "task", "steps": [...]}]}`. Each step
 /// names a `hook`. A request hook (`poll`, `cancel`) has only `expect`, the request it must
@@ -11,8 +11,7 @@ import Testing
 /// text, or `bodyBase64` for binary bytes. `expect` is the exact verdict, and the job of a
 /// "polling" verdict from on_submit is passed to the later steps.
 @Suite struct ProviderFixtureTests {
-  static let fixturesDirectory = URL(fileURLWithPath: #filePath)
-    .deletingLastPathComponent().appendingPathComponent("Fixtures/providers")
+  static let fixturesDirectory = providersDirectory.appendingPathComponent("fixtures")
 
   static func response(_ fixture: JSONValue) throws -> ProviderResponse {
     let statusCode = try #require(fixture["statusCode"]?.intValue)
