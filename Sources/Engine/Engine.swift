@@ -287,7 +287,8 @@ public final class Engine: @unchecked Sendable {
     let started = Timestamp.now()
     let outcome = await client.send(outgoing)
     if let (key, _) = limited { limiter.release(key) }
-    config.metrics.recordRequest(for: task, outcome: outcome, seconds: Timestamp.now() - started)
+    config.metrics.recordRequest(
+      for: task, step: kind, outcome: outcome, seconds: Timestamp.now() - started)
     var event = TaskEvent(
       taskId: task.id, at: started, kind: kind,
       latencyMs: Int(((Timestamp.now() - started) * 1000).rounded()))

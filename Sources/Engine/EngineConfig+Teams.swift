@@ -16,9 +16,11 @@ extension ServiceMetrics {
     taskTransitions.increment([task.status.rawValue, Self.label(task)])
   }
 
-  /// Counts a request sent for a task by its step and outcome, and records its latency.
+  /// Counts a request sent for a task by its step (`call`, `submit`, `poll`, `fetch`,
+  /// `cancel`) and outcome, and records its latency; a poll also counts in the poll metrics.
   func recordRequest(
-    for task: TaskRecord, outcome: Result<ClientResponse, ClientError>, seconds: Double
+    for task: TaskRecord, step: String, outcome: Result<ClientResponse, ClientError>,
+    seconds: Double
   ) {
     let provider = Self.label(task)
     let result: String
@@ -26,8 +28,12 @@ extension ServiceMetrics {
     case .success(let response): result = "\(response.statusCode / 100)xx"
     case .failure(let error): result = error.kind.rawValue
     }
-    providerRequests.increment([provider, task.step.rawValue, result])
-    providerRequestLatency.observe([provider, task.step.rawValue], seconds)
+    providerRequests.increment([provider, step, result])
+    providerRequestLatency.observe([provider, step], seconds)
+    if step == "poll" {
+      polls.increment([provider, result])
+      pollLatency.observe([provider], seconds)
+    }
   }
 
   static func label(_ task: TaskRecord) -> String {

@@ -12,11 +12,11 @@ public final class ServiceMetrics: Sendable {
   public let taskTransitions: CounterFamily
   /// Active (not terminal) tasks the engine holds.
   public let queueDepth: GaugeFamily
-  /// Requests sent for tasks, by provider, step (`call`, `poll`, `fetch`, `cancel`) and
-  /// outcome (`2xx` … `5xx`, or the transport error kind such as `timeout`).
+  /// Requests sent for tasks, by provider, step (`call`, `submit`, `poll`, `fetch`, `cancel`)
+  /// and outcome (`2xx` … `5xx`, or the transport error kind such as `timeout`).
   public let providerRequests: CounterFamily
   public let providerRequestLatency: HistogramFamily
-  /// Status polls by provider and outcome (`running`, `completed`, `failed`, `error`, …).
+  /// Status polls by provider and outcome, with the same outcome values as `providerRequests`.
   public let polls: CounterFamily
   public let pollLatency: HistogramFamily
   /// Lua hook calls, by provider and hook name.

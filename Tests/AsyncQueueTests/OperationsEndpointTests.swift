@@ -107,6 +107,39 @@ import Testing
     #expect(lines.contains { $0.hasPrefix("asyncqueue_webhook_seconds_count 1") })
   }
 
+  @Test func metricsCountProviderPolls() async throws {
+    let mock = MockProviderServer()
+    try mock.start()
+    let service = try TestService()
+    defer {
+      service.stop()
+      mock.stop()
+    }
+    let fal = try #require(ProviderCase.all.first { $0.id == "fal" })
+    var headers = fal.headers.mapValues { JSONValue.string($0) }
+    headers["X-Mock-Scenario"] = "polls=2"
+    let id = try await service.createTask([
+      "targetUrl": .string(mock.baseURL + fal.path), "headers": .object(headers),
+      "body": .string(fal.body), "provider": "fal",
+    ])
+    let task = try await service.waitForEnd(id)
+    #expect(task["status"]?.stringValue == "completed")
+
+    let text = String(decoding: try await service.raw("/metrics").body, as: UTF8.self)
+    func value(_ series: String) -> Int {
+      let line = text.split(separator: "\n").first { $0.hasPrefix(series + " ") }
+      return Int(line?.split(separator: " ").last ?? "") ?? 0
+    }
+    let polls = task["pollCount"]?.intValue ?? 0
+    #expect(polls >= 2)
+    #expect(value(#"asyncqueue_polls_total{provider="fal",outcome="2xx"}"#) == polls)
+    #expect(value(#"asyncqueue_poll_seconds_count{provider="fal"}"#) == polls)
+    #expect(
+      value(#"asyncqueue_provider_requests_total{provider="fal",step="submit",outcome="2xx"}"#)
+        == 1)
+    #expect(value(#"asyncqueue_tasks{status="completed",provider="fal"}"#) == 1)
+  }
+
   @Test func registryRendersPrometheusText() {
     let registry = MetricsRegistry()
     let counter = registry.counter("demo_total", help: "Demo counter.", labels: ["name"])
