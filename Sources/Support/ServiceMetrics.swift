@@ -10,7 +10,7 @@ public final class ServiceMetrics: Sendable {
   public let tasks: GaugeFamily
   /// Status changes committed by the engine, by the new status.
   public let taskTransitions: CounterFamily
-  /// Active (not terminal) tasks the engine holds.
+  /// Active (not terminal) tasks the engine tracks.
   public let queueDepth: GaugeFamily
   /// Requests sent for tasks, by provider, step (`call`, `submit`, `poll`, `fetch`, `cancel`)
   /// and outcome (`2xx` … `5xx`, or the transport error kind such as `timeout`).
@@ -41,7 +41,7 @@ public final class ServiceMetrics: Sendable {
       labels: ["status", "provider"])
 
     queueDepth = registry.gauge(
-      "asyncqueue_queue_depth", help: "Active (not terminal) tasks held by the engine.")
+      "asyncqueue_queue_depth", help: "Active (not terminal) tasks tracked by the engine.")
     providerRequests = registry.counter(
       "asyncqueue_provider_requests_total",
       help: "Requests sent for tasks, by provider, step and outcome.",
