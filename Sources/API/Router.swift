@@ -139,7 +139,8 @@ public final class APIRouter: Sendable {
 
   func createTask(_ request: HTTPRequest, team: String) -> HTTPResponse {
     let parser = TaskRequestParser(
-      knownProviders: Array(engine.catalog.templates.keys), now: Timestamp.now())
+      knownProviders: Array(engine.catalog.templates.keys), now: Timestamp.now(),
+      allowPrivateNetwork: engine.config.allowPrivateNetwork)
     let task: TaskRecord
     do {
       task = try parser.parse(request.body, teamId: team)

@@ -72,6 +72,7 @@ public final class Service: @unchecked Sendable {
   public let teamSecrets: TeamSecrets
   public let metrics = ServiceMetrics()
   private let openAPIDocument: [UInt8]?
+  private let dataLock: DataDirectoryLock
 
   static let webhookSecretSetting = "webhook_secret"
 
@@ -79,7 +80,9 @@ public final class Service: @unchecked Sendable {
     self.options = options
     self.logger = logger
     try FileManager.default.createDirectory(
-      atPath: options.dataDirectory, withIntermediateDirectories: true)
+      atPath: options.dataDirectory, withIntermediateDirectories: true,
+      attributes: [.posixPermissions: 0o700])
+    dataLock = try DataDirectoryLock(directory: options.dataDirectory)
     store = try SQLiteStore(
       path: (options.dataDirectory as NSString).appendingPathComponent("asyncqueue.db"))
 
@@ -89,8 +92,8 @@ public final class Service: @unchecked Sendable {
     } else if let stored = try store.setting(Self.webhookSecretSetting) {
       webhookSecret = stored
     } else {
+      // Stored by `start()` once the server listens, so a failed first start shows it again.
       let secret = "whsec_" + Crypto.randomHex(bytes: 32)
-      try store.setSetting(Self.webhookSecretSetting, secret)
       webhookSecret = secret
       generatedSecret = secret
     }
@@ -103,9 +106,8 @@ public final class Service: @unchecked Sendable {
     }
     var generatedKey: String?
     if options.apiKeys.isEmpty, try store.apiKeyCount() == 0 {
-      let key = "aq_" + Crypto.randomHex(bytes: 24)
-      try store.addAPIKey(hash: Crypto.sha256Hex(key), teamId: "default", label: "first start")
-      generatedKey = key
+      // Stored by `start()`, like a generated secret.
+      generatedKey = "aq_" + Crypto.randomHex(bytes: 24)
     }
     generatedAPIKey = generatedKey
 
@@ -154,6 +156,15 @@ public final class Service: @unchecked Sendable {
   /// 0 pick a free port that the result links then use.
   public func start() throws {
     try server.start()
+    if let secret = generatedWebhookSecret {
+      try store.setSetting(Self.webhookSecretSetting, secret)
+    } else if let given = options.webhookSecret, !given.isEmpty {
+      // Stored so that `asyncqueue secret show` prints the secret in use.
+      try store.setSetting(Self.webhookSecretSetting, given)
+    }
+    if let key = generatedAPIKey {
+      try store.addAPIKey(hash: Crypto.sha256Hex(key), teamId: "default", label: "first start")
+    }
     let publicURL =
       options.publicURL ?? "http://\(Self.urlHost(options.host)):\(server.port)"
     var config = EngineConfig(
@@ -200,6 +211,7 @@ public final class Service: @unchecked Sendable {
     engine?.stop()
     scriptReloader.stop()
     logger.info("stopped")
+    dataLock.release()
   }
 
   /// Reads the stored webhook secret without starting anything.
@@ -275,4 +287,47 @@ private final class RouterBox: @unchecked Sendable {
     get { lock.withLock { stored } }
     set { lock.withLock { stored = newValue } }
   }
+}
+
+/// An exclusive lock on the data directory, so two services never run the same tasks.
+final class DataDirectoryLock: @unchecked Sendable {
+  private let descriptor: Int32
+
+  init(directory: String) throws {
+    let path = (directory as NSString).appendingPathComponent("asyncqueue.lock")
+    descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+    guard descriptor >= 0 else {
+      throw ServiceError(message: "cannot open \(path): \(String(cString: strerror(errno)))")
+    }
+    guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+      close(descriptor)
+      throw ServiceError(
+        message:
+          "another asyncqueue service is using the data directory \(directory); stop it or "
+          + "choose another --data-dir")
+    }
+  }
+
+  private let lock = NSLock()
+  private var released = false
+
+  /// Releases the lock; later calls do nothing.
+  func release() {
+    lock.withLock {
+      guard !released else { return }
+      released = true
+      flock(descriptor, LOCK_UN)
+      close(descriptor)
+    }
+  }
+
+  deinit {
+    release()
+  }
+}
+
+/// A service that cannot start, with the reason and the fix.
+public struct ServiceError: Error, CustomStringConvertible {
+  public let message: String
+  public var description: String { message }
 }

@@ -16,11 +16,33 @@ struct Verdict {
   var after: Double? { raw["after"]?.doubleValue }
   var result: JSONValue? { raw["result"] }
 
+  /// Describes a hook's return value by its keys and the scheme of any `url`, never by its
+  /// values, which may carry the task's credentials.
+  static func shape(of value: JSONValue) -> String {
+    guard let fields = value.objectValue else {
+      switch value {
+      case .null: return "nil"
+      case .array: return "an array"
+      default: return "a scalar"
+      }
+    }
+    var text = "a table with keys " + fields.keys.sorted().joined(separator: ", ")
+    if let url = fields["url"]?.stringValue {
+      let scheme = url.split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
+      text += url.contains("://") ? " and a '\(scheme)' url" : " and a url without a scheme"
+    }
+    if let state = fields["state"]?.stringValue, state.count < 40 {
+      text += " and state '\(state)'"
+    }
+    return text
+  }
+
   init(_ value: JSONValue, hook: String) throws(HookError) {
     guard let text = value["state"]?.stringValue, let state = State(rawValue: text) else {
       throw HookError(
         message: "hook \(hook) must return a table with 'state' set to one of "
-          + "polling, running, completed, fetch, failed, retry, cancelled; got \(value.serialized().prefix(200))"
+          + "polling, running, completed, fetch, failed, retry, cancelled; got "
+          + Verdict.shape(of: value)
       )
     }
     self.state = state
@@ -91,7 +113,7 @@ extension Engine {
   ) {
     let now = Timestamp.now()
     task.status = status
-    task.error = error
+    task.error = error.map { task.redactingSecrets($0) }
     task.errorCode = code
     task.completedAt = now
     task.updatedAt = now
@@ -124,7 +146,7 @@ extension Engine {
     let request = ClientRequest(
       method: task.method, url: task.targetUrl, headers: headers,
       body: task.method == "GET" ? nil : body, timeout: task.timeout,
-      maxResponseBytes: config.maxResponseBytes)
+      maxResponseBytes: Self.plainResponseLimit)
     let outcome = await send(request, for: task, kind: "call")
     task.requestInFlight = false
 
@@ -151,7 +173,9 @@ extension Engine {
         }
       }
     case .failure(let error):
-      if error.kind == .addressNotAllowed || error.kind == .invalidRequest {
+      if error.kind == .addressNotAllowed || error.kind == .invalidRequest
+        || error.kind == .responseTooLarge
+      {
         end(&task, .failed, error: error.message, code: error.kind.rawValue)
       } else if task.retryCount < task.maxRetries {
         scheduleRetry(
@@ -171,7 +195,7 @@ extension Engine {
     task.retryCount += 1
     task.nextRunAt = Timestamp.now() + seconds * config.delayScale
     task.updatedAt = Timestamp.now()
-    task.error = reason
+    task.error = task.redactingSecrets(reason)
     logger.info(
       "call failed; retrying",
       fields(task) + [
@@ -180,13 +204,35 @@ extension Engine {
       ])
   }
 
+  /// The largest response body a plain call's result keeps; the rest is cut off.
+  static let plainBodyLimit = 1 << 20
+  /// The largest response a plain call reads at all.
+  static let plainResponseLimit = 16 << 20
+
+  /// The result of a plain call. A body that is not UTF-8 text is kept as base64
+  /// (`bodyEncoding: "base64"`); one over `plainBodyLimit` is cut (`bodyTruncated: true`).
   private func plainResult(_ response: ClientResponse) -> JSONValue {
-    .object([
+    let kept = Array(response.body.prefix(Self.plainBodyLimit))
+    var fields: [String: JSONValue] = [
       "statusCode": .int(Int64(response.statusCode)),
       "headers": .object(response.headers.mapValues { .string($0) }),
-      "body": .string(String(decoding: response.body, as: UTF8.self)),
       "duration": .int(Int64(response.durationMs.rounded())),
-    ])
+    ]
+    if let text = String(validating: kept, as: UTF8.self) {
+      fields["body"] = .string(text)
+    } else if response.body.count <= Self.plainBodyLimit,
+      String(validating: response.body, as: UTF8.self) != nil
+    {
+      fields["body"] = .string(String(decoding: response.body, as: UTF8.self))
+    } else {
+      fields["body"] = .string(Data(kept).base64EncodedString())
+      fields["bodyEncoding"] = "base64"
+    }
+    if response.body.count > Self.plainBodyLimit {
+      fields["bodyTruncated"] = true
+      fields["bodySize"] = .int(Int64(response.body.count))
+    }
+    return .object(fields)
   }
 
   // MARK: Provider tasks
@@ -236,7 +282,8 @@ extension Engine {
     else {
       throw HookError(
         message:
-          "hook \(hook) must return a request with an http or https 'url'; got \(value.serialized().prefix(200))"
+          "hook \(hook) must return a request with an http or https 'url'; got "
+          + Verdict.shape(of: value)
       )
     }
     let headers = (value["headers"]?.objectValue ?? [:]).compactMap { name, headerValue in
@@ -395,6 +442,12 @@ extension Engine {
     let outcome = await send(request, for: task, kind: "poll")
     task.pollCount += 1
     switch outcome {
+    case .failure(let error)
+    where error.kind == .invalidRequest || error.kind == .addressNotAllowed:
+      // Sending the same request again cannot work.
+      end(
+        &task, .failed, error: "status request failed: \(error.message)", code: error.kind.rawValue)
+      try await commit(&task)
     case .failure(let error):
       pollFailed(&task, reason: error.message, after: nil)
       try await commit(&task)
@@ -411,10 +464,32 @@ extension Engine {
     }
   }
 
+  /// The value at the pollConfig's `statusPath` in a JSON response body, if there is one.
+  private func statusValue(in response: ClientResponse, task: TaskRecord) -> String? {
+    guard let path = task.pollConfigValue(catalog)["statusPath"]?.stringValue, !path.isEmpty,
+      response.headers["content-type"]?.contains("json") ?? true,
+      var value = try? JSONValue.parse(response.body)
+    else { return nil }
+    for segment in path.split(separator: ".") {
+      if let index = Int(segment), let items = value.arrayValue, items.indices.contains(index) {
+        value = items[index]
+      } else if let next = value[String(segment)] {
+        value = next
+      } else {
+        return nil
+      }
+    }
+    switch value {
+    case .string(let text): return text
+    case .int(let number): return String(number)
+    default: return nil
+    }
+  }
+
   private func pollFailed(_ task: inout TaskRecord, reason: String, after: Double?) {
     noteEventState(task.id, "retry")
     task.pollErrors += 1
-    task.error = reason
+    task.error = task.redactingSecrets(reason)
     let interval = task.pollConfigValue(catalog)["interval"]?.doubleValue ?? 5
     let wait =
       (after ?? Backoff.pollDelay(interval: interval, errors: task.pollErrors)) * config.delayScale
@@ -429,7 +504,12 @@ extension Engine {
     let now = Timestamp.now()
     task.updatedAt = now
     noteEventState(task.id, verdict.state.rawValue)
-    if let status = verdict.raw["status"]?.stringValue { task.providerStatus = status }
+    if let status = verdict.raw["status"]?.stringValue {
+      task.providerStatus = status
+    } else if let status = statusValue(in: response, task: task) {
+      // Templates name the status on running verdicts only; read the final one from the body.
+      task.providerStatus = status
+    }
     switch verdict.state {
     case .running, .polling:
       if let progress = verdict.raw["progress"]?.doubleValue { task.progress = progress }

@@ -282,6 +282,14 @@ public final class Engine: @unchecked Sendable {
   ) async -> Result<ClientResponse, ClientError> {
     var outgoing = request
     plugins?.beforeRequest(task, &outgoing)
+    if let body = outgoing.body, !body.isEmpty,
+      !outgoing.headers.contains(where: { $0.0.lowercased() == "content-type" })
+    {
+      // Without this, curl labels a body application/x-www-form-urlencoded.
+      let isJSON = (try? JSONValue.parse(body)) != nil
+      outgoing.headers.append(
+        ("Content-Type", isJSON ? "application/json" : "text/plain; charset=utf-8"))
+    }
     let limited = limitKey(task)
     if let (key, limits) = limited, !holdingLimit { await limiter.acquire(key, limits: limits) }
     let started = Timestamp.now()
@@ -399,14 +407,9 @@ public final class Engine: @unchecked Sendable {
     }
   }
 
+  /// Registers the task's credentials with the log redactor.
   private func registerSecrets(_ task: TaskRecord) {
-    for (name, value) in task.headers where TaskPresenter.isSensitiveHeader(name) {
-      Redactor.shared.register(value)
-      // "Bearer abc…" and "Key abc…" also hide the bare token.
-      if let space = value.firstIndex(of: " ") {
-        Redactor.shared.register(String(value[value.index(after: space)...]))
-      }
-    }
+    for secret in task.secrets { Redactor.shared.register(secret) }
   }
 
   enum CancelClaim {

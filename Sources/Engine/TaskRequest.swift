@@ -1,4 +1,5 @@
 import Foundation
+import HTTPClient
 import Storage
 import Support
 
@@ -21,6 +22,16 @@ public struct RequestError: Error, CustomStringConvertible, Sendable {
 public struct TaskRequestParser: Sendable {
   public let knownProviders: [String]
   public let now: Double
+  /// When false, URLs whose host is a loopback or private address literal (or `localhost`)
+  /// are rejected at once; hostnames are checked again on every connection.
+  public let allowPrivateNetwork: Bool
+
+  /// Headers that describe the connection or the body framing. The HTTP client sets them, and
+  /// a client-supplied value would corrupt the request.
+  static let reservedHeaders: Set<String> = [
+    "content-length", "transfer-encoding", "host", "connection", "expect", "upgrade", "te",
+    "trailer", "keep-alive", "proxy-connection",
+  ]
 
   static let methods: Set<String> = ["GET", "POST", "PUT", "DELETE", "PATCH"]
   static let fields: Set<String> = [
@@ -29,9 +40,10 @@ public struct TaskRequestParser: Sendable {
     "maxWaitTime",
   ]
 
-  public init(knownProviders: [String], now: Double) {
+  public init(knownProviders: [String], now: Double, allowPrivateNetwork: Bool = true) {
     self.knownProviders = knownProviders
     self.now = now
+    self.allowPrivateNetwork = allowPrivateNetwork
   }
 
   public func parse(_ body: [UInt8], teamId: String) throws(RequestError) -> TaskRecord {
@@ -50,6 +62,15 @@ public struct TaskRequestParser: Sendable {
         "unknown field '\(key)'; accepted fields are \(Self.fields.sorted().joined(separator: ", "))"
       )
     }
+    if let value = fields["waitForSignal"], !value.isNull, value.boolValue == nil {
+      throw RequestError(code: "invalid_field", "'waitForSignal' must be true or false")
+    }
+    if let value = fields["maxWaitTime"], !value.isNull {
+      guard let seconds = value.doubleValue, seconds >= 1, seconds <= 86400 else {
+        throw RequestError(
+          code: "invalid_field", "'maxWaitTime' must be a number of seconds from 1 to 86400")
+      }
+    }
     if fields["waitForSignal"]?.boolValue == true {
       throw RequestError(
         code: "unsupported_field",
@@ -60,13 +81,15 @@ public struct TaskRequestParser: Sendable {
     let method = try parseMethod(fields["method"])
     let headers = try parseHeaders(fields["headers"])
     let requestBody = try parseBody(fields["body"])
-    let provider = try parseProvider(fields["provider"])
-    let pollConfig = try parsePollConfig(fields["pollConfig"])
-    if provider != nil && pollConfig != nil {
+    if let provider = fields["provider"], !provider.isNull, let config = fields["pollConfig"],
+      !config.isNull
+    {
       throw RequestError(
         code: "conflicting_fields",
         "'provider' and 'pollConfig' are both set; send one: a template id or a custom pollConfig")
     }
+    let provider = try parseProvider(fields["provider"])
+    let pollConfig = try parsePollConfig(fields["pollConfig"])
 
     var task = TaskRecord(
       id: UUID().uuidString.lowercased(), teamId: teamId, status: .pending, targetUrl: targetUrl,
@@ -105,16 +128,37 @@ public struct TaskRequestParser: Sendable {
     }
     guard let url = URLComponents(string: text),
       let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
-      let host = url.host, !host.isEmpty
+      let host = url.host, !host.isEmpty,
+      !text.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7f })
     else {
       throw RequestError(
         code: "invalid_field",
-        "'\(field)' must be an absolute http or https URL, got \(quoted(text))")
+        "'\(field)' must be an absolute http or https URL without spaces, got \(quoted(text))")
     }
+    if let port = url.port, !(1...65535).contains(port) {
+      throw RequestError(
+        code: "invalid_field", "'\(field)' has port \(port); ports run from 1 to 65535")
+    }
+    try checkHostAllowed(host, field: field)
     guard text.utf8.count <= 8192 else {
       throw RequestError(code: "invalid_field", "'\(field)' is longer than 8192 bytes")
     }
     return text
+  }
+
+  /// Rejects a literal loopback or private host when private networks are not allowed.
+  private func checkHostAllowed(_ rawHost: String, field: String) throws(RequestError) {
+    guard !allowPrivateNetwork else { return }
+    let host = rawHost.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
+    let isLiteral = host.allSatisfy { $0.isHexDigit || $0 == "." || $0 == ":" }
+    if host == "localhost" || host.hasSuffix(".localhost")
+      || (isLiteral && AddressPolicy.isPrivate(host))
+    {
+      throw RequestError(
+        code: "address_not_allowed",
+        "'\(field)' points at \(host), a loopback or private address; the server refuses those "
+          + "unless it runs with --allow-private-network")
+    }
   }
 
   private func parseMethod(_ value: JSONValue?) throws(RequestError) -> String {
@@ -146,8 +190,17 @@ public struct TaskRequestParser: Sendable {
       guard let text = headerValue.stringValue ?? headerValue.intValue.map(String.init) else {
         throw RequestError(code: "invalid_field", "header '\(name)' must have a string value")
       }
-      guard !text.contains("\r"), !text.contains("\n") else {
-        throw RequestError(code: "invalid_field", "header '\(name)' contains a line break")
+      guard
+        !text.unicodeScalars.contains(where: { ($0.value < 0x20 && $0 != "\t") || $0.value == 0x7f }
+        )
+      else {
+        throw RequestError(
+          code: "invalid_field", "header '\(name)' contains a control character or line break")
+      }
+      guard !Self.reservedHeaders.contains(name.lowercased()) else {
+        throw RequestError(
+          code: "invalid_field",
+          "header '\(name)' is set by the server from the request itself; remove it")
       }
       headers[name] = text
     }
@@ -181,6 +234,24 @@ public struct TaskRequestParser: Sendable {
     if let problem = PollConfigRules.problem(in: value, requireURLTemplate: true) {
       throw RequestError(code: "invalid_poll_config", "pollConfig: \(problem)")
     }
+    for key in ["urlTemplate", "resultUrlTemplate"] {
+      guard let template = value[key]?.stringValue else { continue }
+      let lowered = template.lowercased()
+      guard lowered.hasPrefix("http://") || lowered.hasPrefix("https://") || template.hasPrefix("{")
+      else {
+        throw RequestError(
+          code: "invalid_poll_config",
+          "pollConfig: '\(key)' must start with http://, https:// or a {placeholder} that holds a "
+            + "whole URL")
+      }
+      if let host = URLComponents(string: template)?.host, !host.contains("{") {
+        try checkHostAllowed(host, field: "pollConfig.\(key)")
+      }
+    }
+    if value["doneValues"]?.arrayValue?.isEmpty == true {
+      throw RequestError(
+        code: "invalid_poll_config", "pollConfig: 'doneValues' must list at least one value")
+    }
     return value
   }
 
@@ -194,12 +265,25 @@ public struct TaskRequestParser: Sendable {
 
   private func parseDelay(_ value: JSONValue?) throws(RequestError) -> Double? {
     guard let value, !value.isNull else { return nil }
-    guard let text = value.stringValue, let date = Timestamp.parse(text) else {
+    guard let text = value.stringValue, let date = Timestamp.parse(text),
+      Self.calendarDateExists(text)
+    else {
       throw RequestError(
         code: "invalid_field",
         "'delayUntil' must be an ISO 8601 date-time such as 2026-12-04T18:00:00Z")
     }
     return date.timeIntervalSince1970
+  }
+
+  /// Whether the `YYYY-MM-DD` at the start of an ISO 8601 text names a real day; the date
+  /// parser quietly rolls 2027-02-30 over to March.
+  static func calendarDateExists(_ text: String) -> Bool {
+    let parts = text.prefix(10).split(separator: "-").compactMap { Int($0) }
+    guard parts.count == 3, (1...12).contains(parts[1]) else { return false }
+    let (year, month, day) = (parts[0], parts[1], parts[2])
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+    let lengths = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+    return (1...lengths[month - 1]).contains(day)
   }
 
   private func number(

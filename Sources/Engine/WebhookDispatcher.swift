@@ -144,6 +144,8 @@ final class WebhookDispatcher: @unchecked Sendable {
     delivery.attempts += 1
     var statusCode: Int?
     var failure: String?
+    // A request that can never succeed (a refused address, an invalid URL) is not retried.
+    var permanent = false
     switch outcome {
     case .success(let response):
       statusCode = response.statusCode
@@ -152,6 +154,7 @@ final class WebhookDispatcher: @unchecked Sendable {
       }
     case .failure(let error):
       failure = error.message
+      permanent = error.kind == .addressNotAllowed || error.kind == .invalidRequest
     }
     delivery.lastStatus = statusCode
     delivery.lastError = failure
@@ -166,7 +169,7 @@ final class WebhookDispatcher: @unchecked Sendable {
       logger.info("webhook delivered", fields + [("status", String(statusCode ?? 0))])
     } else {
       let next = Timestamp.now() + Backoff.webhookDelay(attempt: delivery.attempts) * delayScale
-      if next > delivery.createdAt + retention {
+      if permanent || next > delivery.createdAt + retention {
         delivery.nextAttemptAt = nil
         metrics.webhookDeliveries.increment(["abandoned"])
         logger.error(

@@ -169,7 +169,10 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
       conditions.append("status = ?")
       parameters.append(.text(status.rawValue))
     }
-    if let provider = query.provider {
+    if query.provider == "custom" {
+      // Tasks with a custom pollConfig have no template id.
+      conditions.append("provider IS NULL AND json_extract(doc, '$.pollConfig') IS NOT NULL")
+    } else if let provider = query.provider {
       conditions.append("provider = ?")
       parameters.append(.text(provider))
     }

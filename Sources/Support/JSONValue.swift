@@ -56,10 +56,22 @@ extension JSONValue {
   public static func parse(_ data: Data) throws(JSONParseError) -> JSONValue {
     do {
       return try JSONDecoder().decode(JSONValue.self, from: data)
-    } catch let error as DecodingError {
-      throw JSONParseError(description: Self.describe(error))
     } catch {
-      throw JSONParseError(description: "invalid JSON: \(error)")
+      throw JSONParseError(description: Self.describeInvalid(data))
+    }
+  }
+
+  /// Explains why `data` is not JSON. JSONSerialization's message names the problem and its
+  /// position; JSONDecoder's only says the data is invalid.
+  private static func describeInvalid(_ data: Data) -> String {
+    do {
+      _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+      return "invalid JSON: a value is out of range"
+    } catch {
+      if let reason = (error as NSError).userInfo["NSDebugDescription"] as? String {
+        return "invalid JSON: \(reason)"
+      }
+      return "invalid JSON"
     }
   }
 
@@ -69,17 +81,6 @@ extension JSONValue {
 
   public static func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
     try parse(Data(bytes))
-  }
-
-  private static func describe(_ error: DecodingError) -> String {
-    switch error {
-    case .dataCorrupted(let context):
-      let underlying = (context.underlyingError as NSError?)?.userInfo["NSDebugDescription"]
-      if let underlying { return "invalid JSON: \(underlying)" }
-      return "invalid JSON: \(context.debugDescription)"
-    default:
-      return "invalid JSON: \(error)"
-    }
   }
 
   /// Serializes to compact JSON text with sorted keys, so equal values give equal bytes.

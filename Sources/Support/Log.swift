@@ -106,10 +106,11 @@ public final class Redactor: Sendable {
 
   private let secrets = Mutex<Set<String>>([])
 
-  /// Registers a secret. Values shorter than 6 characters are ignored, because masking them
-  /// would garble ordinary words.
+  /// Registers a secret. Values shorter than 8 characters and plain lowercase words are
+  /// ignored, because masking them would garble ordinary log text (a header such as
+  /// `X-Auth-Mode: failed` must not hide the word "failed").
   public func register(_ secret: String) {
-    guard secret.count >= 6 else { return }
+    guard secret.count >= 8, !secret.allSatisfy({ $0.isLowercase && $0.isLetter }) else { return }
     _ = secrets.withLock { $0.insert(secret) }
   }
 

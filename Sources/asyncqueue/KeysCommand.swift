@@ -33,6 +33,8 @@ private func openStore(_ flags: ParsedFlags, create: Bool) -> (SQLiteStore, Stri
   if !create && !FileManager.default.fileExists(atPath: path) {
     fail("no database in \(directory); start 'asyncqueue serve --data-dir \(directory)' once")
   }
+  // Key hashes and team secrets live here, so new files are readable by the owner only.
+  umask(0o077)
   do {
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     return (try SQLiteStore(path: path), directory)

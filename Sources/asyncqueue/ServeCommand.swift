@@ -112,6 +112,8 @@ private func checkDirectories(_ directories: [String], setting: String, _ settin
 }
 
 private func serve(options: ServiceOptions, logger: Logger) {
+  // The data directory holds provider credentials and the webhook secrets: owner only.
+  umask(0o077)
   let service: Service
   do {
     service = try Service(options: options, logger: logger)

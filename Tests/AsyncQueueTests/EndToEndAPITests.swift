@@ -149,13 +149,23 @@ import Testing
   @Test func privateTargetRefusedWithoutFlag() async throws {
     let service = try TestService(allowPrivateNetwork: false)
     defer { service.stop() }
+    for url in [
+      "http://127.0.0.1:9/never", "http://localhost:9/", "http://[::1]:9/", "http://10.0.0.8/",
+    ] {
+      let (status, json) = try await service.call(
+        "POST", "/v1/tasks", body: JSONValue.object(["targetUrl": .string(url)]).serialized())
+      #expect(status == 400, "\(url)")
+      #expect(json["code"]?.stringValue == "address_not_allowed")
+      #expect(json["error"]?.stringValue?.contains("allow-private-network") == true)
+    }
+    // A form of 127.0.0.1 that only the connection-time check recognises.
     let id = try await service.createTask([
-      "targetUrl": "http://127.0.0.1:9/never", "maxRetries": 0,
+      "targetUrl": "http://0x7f000001:9/never", "maxRetries": 0,
     ])
     let task = try await service.waitForEnd(id)
     #expect(task["status"]?.stringValue == "failed")
-    #expect(
-      task["error"]?.stringValue?.contains("allow-private-network") == true, "\(task.serialized())")
+    #expect(task["errorCode"]?.stringValue == "address_not_allowed")
+    #expect(task["error"]?.stringValue?.contains("allow-private-network") == true)
   }
 
   @Test func unknownTaskIs404() async throws {

@@ -177,7 +177,12 @@ import Testing
       service, mock, _ in
       // The submit to the loopback mock is refused, so the task fails, and the notifier's
       // POST to a loopback address must be refused in the same way.
-      let id = try await service.createTask(taskFields("replicate", mock: mock))
+      // 0x7f000001 is 127.0.0.1 written so that only the connection-time check catches it.
+      var fields = taskFields("replicate", mock: mock).objectValue ?? [:]
+      fields["targetUrl"] = .string(
+        (fields["targetUrl"]?.stringValue ?? "").replacingOccurrences(
+          of: "127.0.0.1", with: "0x7f000001"))
+      let id = try await service.createTask(.object(fields))
       let task = try await service.waitForEnd(id)
       #expect(task["errorCode"]?.stringValue == "address_not_allowed")
       var refused = false

@@ -88,6 +88,13 @@ struct ProviderCase: CustomStringConvertible, Sendable {
       #expect(task["status"]?.stringValue == "completed", "\(task.serialized())")
       #expect(task["pollCount"]?.intValue ?? 0 >= 2)
       #expect(task["providerJob"]?.objectValue?.isEmpty == false)
+      let finalStatus: [String: String] = [
+        "fal": "COMPLETED", "replicate": "succeeded", "runwayml": "SUCCEEDED", "luma": "completed",
+        "elevenlabs-dubbing": "dubbed",
+      ]
+      if let expected = finalStatus[provider.id] {
+        #expect(task["providerStatus"]?.stringValue == expected)
+      }
       let result = task["result"] ?? .null
       try await checkResult(provider.id, result, service: service, id: id)
 
