@@ -3,13 +3,20 @@ import Storage
 import Support
 
 /// Maps API keys to teams. Keys are stored only as SHA-256 hashes.
+///
+/// A key seen before is trusted for `cacheSeconds` without reading the database, so a key
+/// revoked with `asyncqueue keys revoke` while the service runs stops working within that time.
 public final class Authenticator: @unchecked Sendable {
   private let store: TaskStore
+  private let cacheSeconds: Double
   private let lock = NSLock()
-  // Guarded by `lock`: hash to team, for keys seen before.
-  private var cache: [String: String] = [:]
+  // Guarded by `lock`: hash to team and the time the entry expires, for keys seen before.
+  private var cache: [String: (team: String, expires: Double)] = [:]
 
-  public init(store: TaskStore) { self.store = store }
+  public init(store: TaskStore, cacheSeconds: Double = 10) {
+    self.store = store
+    self.cacheSeconds = cacheSeconds
+  }
 
   /// The team of the key in `Authorization: Bearer …` or `X-API-Key`, or nil.
   public func team(authorization: String?, apiKey: String?) -> String? {
@@ -23,9 +30,16 @@ public final class Authenticator: @unchecked Sendable {
     guard let key, !key.isEmpty, key.count <= 512 else { return nil }
     // Looking up the hash, not the key, keeps the comparison's timing independent of the key.
     let hash = Crypto.sha256Hex(key)
-    if let team = lock.withLock({ cache[hash] }) { return team }
-    guard let team = try? store.team(forKeyHash: hash) else { return nil }
-    lock.withLock { cache[hash] = team }
+    let now = Timestamp.now()
+    if let entry = lock.withLock({ cache[hash] }), entry.expires > now { return entry.team }
+    guard let team = try? store.team(forKeyHash: hash) else {
+      lock.withLock { cache[hash] = nil }
+      return nil
+    }
+    lock.withLock {
+      if cache.count > 10_000 { cache = cache.filter { $0.value.expires > now } }
+      cache[hash] = (team, now + cacheSeconds)
+    }
     return team
   }
 }

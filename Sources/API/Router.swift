@@ -10,91 +10,134 @@ public final class APIRouter: Sendable {
   let authenticator: Authenticator
   let logger: Logger
   let publicURL: String
+  let rateLimiter: RateLimiter
+  let checkReadiness: @Sendable () -> String?
+  let openAPIDocument: [UInt8]?
+  var metrics: ServiceMetrics { engine.config.metrics }
   /// The largest accepted request body, in bytes.
   public static let maxBodyBytes = 1 << 20
 
-  public init(engine: Engine, authenticator: Authenticator, logger: Logger) {
+  /// Creates the router. `readiness` returns nil when the service can take work, else the
+  /// reason it cannot; `openAPIDocument` is the text served at `/openapi.json`.
+  public init(
+    engine: Engine, authenticator: Authenticator, logger: Logger,
+    rateLimit: RateLimit = .standard, readiness: @escaping @Sendable () -> String? = { nil },
+    openAPIDocument: [UInt8]? = nil
+  ) {
     self.engine = engine
     self.authenticator = authenticator
     self.logger = logger
     self.publicURL = engine.config.publicURL
+    self.rateLimiter = RateLimiter(limit: rateLimit)
+    self.checkReadiness = readiness
+    self.openAPIDocument = openAPIDocument
   }
 
   public func handle(_ request: HTTPRequest) -> HTTPResponse {
-    let path = request.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-    let method = request.method
-    if method == "GET" && path == ["healthz"] {
-      return .json(200, #"{"status":"ok"}"#)
+    let segments = request.path.split(separator: "/", omittingEmptySubsequences: true)
+    var matched: (route: Route, parameters: [String: String])?
+    var allowedMethods: [String] = []
+    for route in Self.routes {
+      guard let parameters = route.match(segments) else { continue }
+      allowedMethods.append(route.method)
+      if route.method == request.method {
+        matched = (route, parameters)
+        break
+      }
     }
-    if path.count >= 2 && path[0] == "v1" && path[1] == "providers" {
-      guard method == "GET" else { return methodNotAllowed(request) }
-      if path.count == 2 { return listProviders() }
-      if path.count == 3 { return provider(path[2]) }
+    let isAPI = segments.first == "v1"
+    var response: HTTPResponse
+    if let (route, parameters) = matched {
+      response = dispatch(request, route: route, parameters: parameters, limited: isAPI)
+    } else {
+      if !allowedMethods.isEmpty {
+        response = methodNotAllowed(request)
+        response.headers.append(("Allow", allowedMethods.joined(separator: ", ")))
+      } else {
+        response = error(404, "not_found", "no route for \(request.method) \(request.path)")
+      }
+      if isAPI {
+        response = applyRateLimit(client: clientKey(request, team: nil), request, response)
+      }
     }
-    if path == ["v1", "deliveries"] {
-      guard method == "GET" else { return methodNotAllowed(request) }
-      return withTeam(request) { team in self.listDeliveries(request, team: team) }
-    }
-    if path.count >= 2 && path[0] == "v1" && path[1] == "tasks" {
-      return withTeam(request) { team in self.routeTasks(request, Array(path.dropFirst(2)), team) }
-    }
-    return error(404, "not_found", "no route for \(method) \(request.path)")
+    let label = matched?.route.pattern ?? "unmatched"
+    metrics.httpRequests.increment([request.method, label, String(response.status)])
+    return response
   }
 
-  private func routeTasks(_ request: HTTPRequest, _ rest: [String], _ team: String) -> HTTPResponse
-  {
-    let method = request.method
-    switch rest.count {
-    case 0:
-      if method == "POST" { return createTask(request, team: team) }
-      if method == "GET" { return listTasks(request, team: team) }
-      return methodNotAllowed(request)
-    case 1:
-      if method == "GET" { return getTask(request, id: rest[0], team: team) }
-      return methodNotAllowed(request)
-    case 2 where rest[1] == "result":
-      if method == "GET" { return resultFile(id: rest[0], team: team) }
-      return methodNotAllowed(request)
-    case 2 where rest[1] == "cancel":
-      if method == "POST" { return cancelTask(id: rest[0], team: team) }
-      return methodNotAllowed(request)
-    case 2 where rest[1] == "events":
-      if method == "GET" { return taskEvents(id: rest[0], team: team) }
-      return methodNotAllowed(request)
-    case 2 where rest[1] == "deliveries":
-      if method == "GET" { return taskDeliveries(id: rest[0], team: team) }
-      return methodNotAllowed(request)
-    case 2 where rest[1] == "redeliver":
-      if method == "POST" { return redeliver(id: rest[0], team: team) }
-      return methodNotAllowed(request)
-    case 3 where rest[1] == "files":
-      if method == "GET" { return archivedFile(id: rest[0], name: rest[2], team: team) }
-      return methodNotAllowed(request)
-    default:
-      return error(404, "not_found", "no route for \(method) \(request.path)")
+  private func dispatch(
+    _ request: HTTPRequest, route: Route, parameters: [String: String], limited: Bool
+  ) -> HTTPResponse {
+    var team = ""
+    if route.access == .team {
+      guard
+        let found = authenticator.team(
+          authorization: request.header("authorization"), apiKey: request.header("x-api-key"))
+      else {
+        let response = error(
+          401, "unauthorized",
+          "missing or invalid API key; send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+        )
+        return limited
+          ? applyRateLimit(client: clientKey(request, team: nil), request, response) : response
+      }
+      team = found
     }
+    let context = RouteContext(request: request, parameters: parameters, team: team)
+    let client = clientKey(request, team: route.access == .team ? team : nil)
+    guard limited, let decision = rateLimiter.admit(client) else {
+      return route.handler(self, context)
+    }
+    guard decision.allowed else { return rateLimited(decision, client: client, request) }
+    var response = route.handler(self, context)
+    response.headers += decision.headers
+    return response
   }
 
-  private func methodNotAllowed(_ request: HTTPRequest) -> HTTPResponse {
+  private func rateLimited(
+    _ decision: RateLimiter.Decision, client: String, _ request: HTTPRequest
+  ) -> HTTPResponse {
+    metrics.rateLimited.increment()
+    logger.debug("request rate limited", [("client", client), ("path", request.path)])
+    let window = Self.seconds(rateLimiter.limit.perSeconds)
+    var response = error(
+      429, "rate_limited",
+      "rate limit of \(decision.limit) requests per \(window) exceeded; "
+        + "retry after \(decision.retryAfter) s")
+    response.headers += decision.headers + [("Retry-After", String(decision.retryAfter))]
+    return response
+  }
+
+  /// Counts a request that matched no handler (401, 404, 405) against its client, so probing
+  /// unknown keys or paths spends the same budget and gets 429 once it is spent.
+  private func applyRateLimit(
+    client: String, _ request: HTTPRequest, _ response: HTTPResponse
+  ) -> HTTPResponse {
+    guard let decision = rateLimiter.admit(client) else { return response }
+    guard decision.allowed else { return rateLimited(decision, client: client, request) }
+    var limited = response
+    limited.headers += decision.headers
+    return limited
+  }
+
+  /// Returns the rate-limit bucket: the team for authenticated requests, else the client
+  /// address.
+  private func clientKey(_ request: HTTPRequest, team: String?) -> String {
+    if let team { return "team:" + team }
+    return "address:" + request.remoteAddress
+  }
+
+  private static func seconds(_ value: Double) -> String {
+    value == value.rounded() ? "\(Int(value)) s" : "\(value) s"
+  }
+
+  func methodNotAllowed(_ request: HTTPRequest) -> HTTPResponse {
     error(405, "method_not_allowed", "\(request.method) is not allowed on \(request.path)")
-  }
-
-  private func withTeam(_ request: HTTPRequest, _ body: (String) -> HTTPResponse) -> HTTPResponse {
-    guard
-      let team = authenticator.team(
-        authorization: request.header("authorization"), apiKey: request.header("x-api-key"))
-    else {
-      return error(
-        401, "unauthorized",
-        "missing or invalid API key; send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
-      )
-    }
-    return body(team)
   }
 
   // MARK: Tasks
 
-  private func createTask(_ request: HTTPRequest, team: String) -> HTTPResponse {
+  func createTask(_ request: HTTPRequest, team: String) -> HTTPResponse {
     let parser = TaskRequestParser(
       knownProviders: Array(engine.catalog.templates.keys), now: Timestamp.now(),
       allowPrivateNetwork: engine.config.allowPrivateNetwork)
@@ -129,14 +172,15 @@ public final class APIRouter: Sendable {
             .serialized())
       }
     } catch {
-      logger.error("cannot store new task", [("task", task.id), ("error", "\(error)")])
+      logger.error(
+        "cannot store new task", [("task", task.id), ("team", team), ("error", "\(error)")])
       return self.error(500, "storage_error", "the task could not be stored; try again")
     }
     return .json(
       201, JSONValue.object(["task": TaskPresenter.json(task, baseURL: publicURL)]).serialized())
   }
 
-  private func getTask(_ request: HTTPRequest, id: String, team: String) -> HTTPResponse {
+  func getTask(_ request: HTTPRequest, id: String, team: String) -> HTTPResponse {
     guard var task = lookUp(id, team: team) else { return taskNotFound(id) }
     if let waitText = request.query["wait"] {
       guard let wait = Double(waitText), wait >= 0, wait <= 25 else {
@@ -151,7 +195,7 @@ public final class APIRouter: Sendable {
       200, JSONValue.object(["task": TaskPresenter.json(task, baseURL: publicURL)]).serialized())
   }
 
-  private func listTasks(_ request: HTTPRequest, team: String) -> HTTPResponse {
+  func listTasks(_ request: HTTPRequest, team: String) -> HTTPResponse {
     var query = TaskQuery(teamId: team)
     if let status = request.query["status"] {
       guard let parsed = TaskStatus(rawValue: status) else {
@@ -202,7 +246,7 @@ public final class APIRouter: Sendable {
     return .json(200, body.serialized())
   }
 
-  private func resultFile(id: String, team: String) -> HTTPResponse {
+  func resultFile(id: String, team: String) -> HTTPResponse {
     guard let task = lookUp(id, team: team) else { return taskNotFound(id) }
     guard let file = task.resultFile, let path = engine.resultFilePath(task),
       let data = FileManager.default.contents(atPath: path)
@@ -227,12 +271,12 @@ public final class APIRouter: Sendable {
 
   // MARK: Providers
 
-  private func listProviders() -> HTTPResponse {
+  func listProviders() -> HTTPResponse {
     let providers = engine.catalog.sortedTemplates.map(providerJSON)
     return .json(200, JSONValue.object(["providers": .array(providers)]).serialized())
   }
 
-  private func provider(_ id: String) -> HTTPResponse {
+  func provider(_ id: String) -> HTTPResponse {
     guard let template = engine.catalog.templates[id] else {
       let known = engine.catalog.templates.keys.sorted().joined(separator: ", ")
       return error(404, "not_found", "provider '\(id)' not found; known providers are \(known)")
@@ -249,7 +293,7 @@ public final class APIRouter: Sendable {
     ]
   }
 
-  private func error(_ status: Int, _ code: String, _ message: String) -> HTTPResponse {
+  func error(_ status: Int, _ code: String, _ message: String) -> HTTPResponse {
     .json(
       status, JSONValue.object(["error": .string(message), "code": .string(code)]).serialized())
   }

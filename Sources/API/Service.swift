@@ -31,6 +31,11 @@ public struct ServiceOptions: Sendable {
   public var allowPrivateNetwork = false
   /// The base URL clients reach this service at; `http://HOST:PORT` when nil.
   public var publicURL: String?
+  /// Requests per team and window on `/v1` routes.
+  public var rateLimit = RateLimit.standard
+  /// The OpenAPI document served at `/openapi.json`; found beside the built-in providers when
+  /// nil (see `findOpenAPIDocument`).
+  public var openAPIPath: String?
   public var scriptStates = 2
   /// Seconds after a task ends during which an undelivered webhook is retried.
   public var webhookRetention: Double = 86400
@@ -64,6 +69,9 @@ public final class Service: @unchecked Sendable {
   /// A webhook secret generated at first start; shown once.
   public let generatedWebhookSecret: String?
   public let webhookSecret: String
+  public let teamSecrets: TeamSecrets
+  public let metrics = ServiceMetrics()
+  private let openAPIDocument: [UInt8]?
   private let dataLock: DataDirectoryLock
 
   static let webhookSecretSetting = "webhook_secret"
@@ -90,6 +98,7 @@ public final class Service: @unchecked Sendable {
       generatedSecret = secret
     }
     generatedWebhookSecret = generatedSecret
+    teamSecrets = TeamSecrets(store: store, defaultSecret: webhookSecret, logger: logger)
 
     for key in options.apiKeys {
       try store.addAPIKey(hash: Crypto.sha256Hex(key), teamId: "default", label: "command line")
@@ -125,6 +134,12 @@ public final class Service: @unchecked Sendable {
     }
 
     self.catalog = catalog
+    let openAPIPath = options.openAPIPath ?? Self.findOpenAPIDocument(besideProviders: builtin)
+    openAPIDocument = openAPIPath.flatMap { FileManager.default.contents(atPath: $0) }.map(
+      Array.init)
+    if openAPIDocument == nil {
+      logger.warn("OpenAPI document not found; GET /openapi.json responds 404")
+    }
     let box = routerBox
     server = HTTPServer(
       host: options.host, port: options.port, maxBodyBytes: APIRouter.maxBodyBytes,
@@ -157,6 +172,9 @@ public final class Service: @unchecked Sendable {
       allowPrivateNetwork: options.allowPrivateNetwork, webhookSecret: webhookSecret,
       scriptLimits: limits, scriptStates: options.scriptStates)
     config.delayScale = options.delayScale
+    config.metrics = metrics
+    let secrets = teamSecrets
+    config.secretForTeam = { team in secrets.secret(forTeam: team) }
     config.providerLimits = options.providerLimits
     config.webhookRetention = options.webhookRetention
     config.maxConcurrentSteps = options.maxConcurrentSteps
@@ -170,8 +188,13 @@ public final class Service: @unchecked Sendable {
       store: store)
     try engine.start()
     scriptReloader.startWatching(interval: options.scriptReloadInterval)
+    let engine = self.engine!
+    let store = self.store
     routerBox.router = APIRouter(
-      engine: engine, authenticator: Authenticator(store: store), logger: logger)
+      engine: engine, authenticator: Authenticator(store: store), logger: logger,
+      rateLimit: options.rateLimit,
+      readiness: { Self.unreadyReason(store: store, engine: engine) },
+      openAPIDocument: openAPIDocument)
     logger.info(
       "listening",
       [
@@ -196,6 +219,34 @@ public final class Service: @unchecked Sendable {
     let path = (dataDirectory as NSString).appendingPathComponent("asyncqueue.db")
     guard FileManager.default.fileExists(atPath: path) else { return nil }
     return try SQLiteStore(path: path).setting(webhookSecretSetting)
+  }
+
+  /// Returns nil when the database responds to a trivial query and templates are loaded, else
+  /// the reason the service is not ready.
+  static func unreadyReason(store: SQLiteStore, engine: Engine) -> String? {
+    do {
+      try store.ping()
+    } catch {
+      return "database not reachable: \(error)"
+    }
+    if engine.catalog.templates.isEmpty {
+      return "no provider templates loaded; check --builtin-providers-dir and the log"
+    }
+    return nil
+  }
+
+  /// Looks for `openapi.json`: in `docs/` above the built-in providers directory (the
+  /// repository layout), then beside it (an installed layout such as /usr/share/asyncqueue).
+  public static func findOpenAPIDocument(besideProviders providers: String?) -> String? {
+    guard let providers else { return nil }
+    let parent = (providers as NSString).deletingLastPathComponent as NSString
+    for candidate in [
+      parent.appendingPathComponent("docs/openapi.json"),
+      parent.appendingPathComponent("openapi.json"),
+    ] where FileManager.default.fileExists(atPath: candidate) {
+      return candidate
+    }
+    return nil
   }
 
   private static func urlHost(_ host: String) -> String {

@@ -148,7 +148,8 @@ extension Engine {
     headers.append(
       (
         "X-AsyncQueue-Signature",
-        WebhookSignature.header(secret: config.webhookSecret, timestamp: Int(now), body: body)
+        WebhookSignature.header(
+          secret: config.signingSecret(forTeam: task.teamId), timestamp: Int(now), body: body)
       ))
     let request = ClientRequest(
       method: task.method, url: task.targetUrl, headers: headers,

@@ -26,6 +26,11 @@ public struct EngineConfig: Sendable {
   /// Retry-After, maxDuration, the spacing of rate-limited requests). 1 in production; tests
   /// and benchmarks shrink it to run templates quickly.
   public var delayScale: Double = 1
+  /// Returns the webhook signing secret of a team; see `signingSecret(forTeam:)`. Nil signs
+  /// every team's requests with `webhookSecret`.
+  public var secretForTeam: (@Sendable (String) -> String)?
+  /// Counters and histograms the engine updates, rendered at `GET /metrics`.
+  public var metrics = ServiceMetrics()
   /// Operator overrides of template limits, by template id.
   public var providerLimits: [String: ProviderLimits] = [:]
   /// Seconds `stop()` lets in-flight steps finish before it abandons them.
@@ -107,7 +112,9 @@ public final class Engine: @unchecked Sendable {
     self.client = CurlClient(
       allowPrivateNetwork: config.allowPrivateNetwork, userAgent: "asyncqueue/0.1")
     self.webhooks = WebhookDispatcher(
-      store: store, client: client, secret: config.webhookSecret, logger: logger,
+      store: store, client: client,
+      secretForTeam: { [config] team in config.signingSecret(forTeam: team) },
+      metrics: config.metrics, logger: logger,
       retention: config.webhookRetention, timeout: config.webhookTimeout,
       delayScale: config.delayScale)
     Redactor.shared.register(config.webhookSecret)
@@ -298,6 +305,8 @@ public final class Engine: @unchecked Sendable {
     let started = Timestamp.now()
     let outcome = await client.send(outgoing)
     if let (key, _) = limited { limiter.release(key) }
+    config.metrics.recordRequest(
+      for: task, step: kind, outcome: outcome, seconds: Timestamp.now() - started)
     var event = TaskEvent(
       taskId: task.id, at: started, kind: kind,
       latencyMs: Int(((Timestamp.now() - started) * 1000).rounded()))
@@ -376,6 +385,7 @@ public final class Engine: @unchecked Sendable {
     released.forEach { $0.signal() }
     if let delivery { webhooks.enqueue(delivery) }
     if previous?.status != task.status {
+      config.metrics.recordTransition(of: task)
       logger.info("task \(task.status.rawValue)", fields(task) + statusFields(task))
       plugins?.statusChanged(task, from: previous?.status)
     }
@@ -388,7 +398,7 @@ public final class Engine: @unchecked Sendable {
   }
 
   func fields(_ task: TaskRecord) -> [(String, String)] {
-    var list = [("task", task.id)]
+    var list = [("task", task.id), ("team", task.teamId)]
     if let provider = task.provider { list.append(("provider", provider)) }
     if task.pollConfig != nil { list.append(("provider", "custom")) }
     return list

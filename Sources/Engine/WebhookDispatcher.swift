@@ -8,7 +8,8 @@ import Support
 final class WebhookDispatcher: @unchecked Sendable {
   private let store: TaskStore
   private let client: CurlClient
-  private let secret: String
+  private let secretForTeam: @Sendable (String) -> String
+  private let metrics: ServiceMetrics
   private let logger: Logger
   private let retention: Double
   private let timeout: Double
@@ -31,13 +32,15 @@ final class WebhookDispatcher: @unchecked Sendable {
   }
 
   init(
-    store: TaskStore, client: CurlClient, secret: String, logger: Logger, retention: Double,
-    timeout: Double, delayScale: Double
+    store: TaskStore, client: CurlClient, secretForTeam: @escaping @Sendable (String) -> String,
+    metrics: ServiceMetrics, logger: Logger, retention: Double, timeout: Double,
+    delayScale: Double
   ) {
     self.delayScale = delayScale
     self.store = store
     self.client = client
-    self.secret = secret
+    self.secretForTeam = secretForTeam
+    self.metrics = metrics
     self.logger = logger
     self.retention = retention
     self.timeout = timeout
@@ -126,7 +129,9 @@ final class WebhookDispatcher: @unchecked Sendable {
         ("Content-Type", "application/json"),
         (
           "X-AsyncQueue-Signature",
-          WebhookSignature.header(secret: secret, timestamp: timestamp, body: delivery.payload)
+          WebhookSignature.header(
+            secret: secretForTeam(delivery.teamId), timestamp: timestamp,
+            body: delivery.payload)
         ),
         ("X-AsyncQueue-Task-Id", delivery.taskId),
         ("X-AsyncQueue-Event", delivery.event),
@@ -135,6 +140,7 @@ final class WebhookDispatcher: @unchecked Sendable {
       body: delivery.payload, timeout: timeout, maxResponseBytes: 1 << 20, followRedirects: false)
     let outcome = await client.send(request)
     let latency = Int((Timestamp.now() - started) * 1000)
+    metrics.webhookLatency.observe([], Timestamp.now() - started)
     delivery.attempts += 1
     var statusCode: Int?
     var failure: String?
@@ -153,20 +159,24 @@ final class WebhookDispatcher: @unchecked Sendable {
     delivery.lastStatus = statusCode
     delivery.lastError = failure
     let fields = [
-      ("task", delivery.taskId), ("url", delivery.url), ("attempt", String(delivery.attempts)),
+      ("task", delivery.taskId), ("team", delivery.teamId), ("url", delivery.url),
+      ("attempt", String(delivery.attempts)),
     ]
     if failure == nil {
       delivery.deliveredAt = Timestamp.now()
       delivery.nextAttemptAt = nil
+      metrics.webhookDeliveries.increment(["delivered"])
       logger.info("webhook delivered", fields + [("status", String(statusCode ?? 0))])
     } else {
       let next = Timestamp.now() + Backoff.webhookDelay(attempt: delivery.attempts) * delayScale
       if permanent || next > delivery.createdAt + retention {
         delivery.nextAttemptAt = nil
+        metrics.webhookDeliveries.increment(["abandoned"])
         logger.error(
           "webhook abandoned after retention period", fields + [("error", failure ?? "")])
       } else {
         delivery.nextAttemptAt = next
+        metrics.webhookDeliveries.increment(["retrying"])
         logger.warn("webhook failed; will retry", fields + [("error", failure ?? "")])
       }
     }

@@ -11,7 +11,7 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
   private let connection: SQLiteConnection
   public let path: String
 
-  private static let schemaVersion = 1
+  private static let schemaVersion = 2
 
   public init(path: String) throws(StorageError) {
     self.path = path
@@ -75,6 +75,8 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
         "database schema version \(version) is newer than this binary supports (\(schemaVersion)); "
           + "run a newer asyncqueue")
     }
+    let stored = Int(rows.first?.first?.text ?? "1") ?? 1
+    if stored < 2 { try migrateToTeams(database) }
     try database.query(
       "INSERT OR REPLACE INTO settings(key, value) VALUES ('schema_version', ?)",
       [.text(String(schemaVersion))])
@@ -313,15 +315,26 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
   public func addAPIKey(hash: String, teamId: String, label: String) throws(StorageError) {
     try withConnection { database throws(StorageError) in
       try database.query(
-        "INSERT OR IGNORE INTO api_keys(hash, team_id, label, created_at) VALUES (?, ?, ?, ?)",
-        [.text(hash), .text(teamId), .text(label), .real(Timestamp.now())])
+        """
+        INSERT OR IGNORE INTO api_keys(hash, team_id, label, created_at, id)
+        VALUES (?, ?, ?, ?, ?)
+        """,
+        [
+          .text(hash), .text(teamId), .text(label), .real(Timestamp.now()),
+          .text(APIKeyRecord.newID()),
+        ])
     }
   }
 
   public func team(forKeyHash hash: String) throws(StorageError) -> String? {
     try withConnection { database throws(StorageError) in
-      try database.query("SELECT team_id FROM api_keys WHERE hash = ?", [.text(hash)])
-    }.first?.first?.text
+      try database.query(
+        "SELECT team_id, hash FROM api_keys WHERE hash = ? AND revoked_at IS NULL", [.text(hash)])
+    }.first.flatMap { row in
+      // The index lookup found the row; comparing the whole hash again in constant time
+      // keeps a collation or prefix quirk from ever matching a different key.
+      Crypto.constantTimeEqual(row[1].text ?? "", hash) ? row[0].text : nil
+    }
   }
 
   public func apiKeyCount() throws(StorageError) -> Int {

@@ -18,16 +18,28 @@ struct FlagSpec {
 }
 
 /// Parses `--flag value`, `--flag=value` and boolean `--flag`; a flag not given on the command
-/// line falls back to its environment variable.
+/// line falls back to its environment variable. Arguments that are not flags are collected in
+/// `positional` when the command takes up to `positionalLimit` of them.
 struct ParsedFlags {
   private(set) var values: [String: [String]] = [:]
+  /// Values given on the command line only, without the environment fallback.
+  private(set) var commandLine: [String: [String]] = [:]
+  private(set) var positional: [String] = []
 
-  init(arguments: [String], specs: [FlagSpec], environment: [String: String]) throws {
+  init(
+    arguments: [String], specs: [FlagSpec], environment: [String: String],
+    positionalLimit: Int = 0
+  ) throws {
     var index = 0
     while index < arguments.count {
       let argument = arguments[index]
       guard argument.hasPrefix("--") else {
-        throw UsageError(message: "unexpected argument '\(argument)'; see --help")
+        guard positional.count < positionalLimit else {
+          throw UsageError(message: "unexpected argument '\(argument)'; see --help")
+        }
+        positional.append(argument)
+        index += 1
+        continue
       }
       var name = String(argument.dropFirst(2))
       var inlineValue: String?
@@ -62,6 +74,7 @@ struct ParsedFlags {
       }
       index += 1
     }
+    commandLine = values
     for spec in specs where values[spec.name] == nil {
       guard let variable = spec.environment, let value = environment[variable], !value.isEmpty
       else { continue }

@@ -6,38 +6,7 @@ import ScriptTools
 import Support
 
 // `asyncqueue providers …` and `asyncqueue plugins …`: tooling for script authors, plus the
-// serve flags and the SIGHUP handler that belong to scripts.
-
-let scriptServeFlags: [FlagSpec] = [
-  FlagSpec(
-    name: "plugins-dir", environment: "ASYNCQUEUE_PLUGINS_DIR", valueName: "DIR",
-    help: """
-      Extra directory of plugins (*.lua), loaded after the built-in plugins/; a plugin
-      with the same name replaces the earlier one. Repeatable; the environment variable
-      takes a colon-separated list. Plugins run only when enabled in their settings.
-      """,
-    repeatable: true),
-  FlagSpec(
-    name: "reload-interval", environment: "ASYNCQUEUE_RELOAD_INTERVAL", valueName: "SECONDS",
-    help: """
-      Seconds between checks of the provider and plugin directories for changed files,
-      which are then reloaded. 0 turns the check off; SIGHUP always reloads. Default: 2.
-      """),
-]
-
-/// Copies the script flags into the options; exits on an invalid value.
-func applyScriptFlags(_ flags: ParsedFlags, to options: inout ServiceOptions) {
-  options.pluginDirectories = flags.strings("plugins-dir")
-  for directory in options.pluginDirectories where !isDirectory(directory) {
-    fail("--plugins-dir '\(directory)' is not a directory")
-  }
-  if let text = flags.string("reload-interval") {
-    guard let seconds = Double(text), seconds >= 0, seconds <= 86400 else {
-      fail("invalid --reload-interval '\(text)': expected seconds from 0 to 86400")
-    }
-    options.scriptReloadInterval = seconds
-  }
-}
+// SIGHUP handler that reloads scripts. Their serve settings are in `SettingSpec.all`.
 
 /// Reloads the service's scripts on SIGHUP. Keep the returned source alive.
 func installReloadSignal(_ service: Service) -> DispatchSourceSignal {

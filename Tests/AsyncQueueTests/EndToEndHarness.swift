@@ -13,6 +13,9 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 final class TestService: @unchecked Sendable {
   static let apiKey = "test-key-e2e-0123456789"
   static let webhookSecret = "whsec_test_0123456789abcdef"
+  /// Tests send requests far faster than clients would, so the harness turns the limit off
+  /// unless a test passes one.
+  static let noRateLimit = RateLimit(requests: 0, perSeconds: 1)
 
   let service: Service
   let baseURL: String
@@ -24,15 +27,19 @@ final class TestService: @unchecked Sendable {
   /// periodic script check off, so tests reload with `service.reloadScripts()`.
   init(
     providerDirectories: [String] = [], dataDirectory: String? = nil, delayScale: Double = 0.01,
-    allowPrivateNetwork: Bool = true, pluginDirectories: [String] = [],
-    plugins: [String: JSONValue] = [:], scriptReloadInterval: Double = 0,
+    allowPrivateNetwork: Bool = true, rateLimit: RateLimit = TestService.noRateLimit,
+    builtinProvidersDirectory: String = repositoryRoot + "/providers",
+    logFormat: Logger.Format = .text,
+    pluginDirectories: [String] = [], plugins: [String: JSONValue] = [:],
+    scriptReloadInterval: Double = 0,
     configure: (inout ServiceOptions) -> Void = { _ in }
   ) throws {
     self.dataDirectory = dataDirectory ?? temporaryDirectory("service")
     var options = ServiceOptions()
     options.port = 0
     options.dataDirectory = self.dataDirectory
-    options.builtinProvidersDirectory = repositoryRoot + "/providers"
+    options.builtinProvidersDirectory = builtinProvidersDirectory
+    options.rateLimit = rateLimit
     options.providerDirectories = providerDirectories
     options.apiKeys = [Self.apiKey]
     options.webhookSecret = Self.webhookSecret
@@ -46,7 +53,7 @@ final class TestService: @unchecked Sendable {
     options.shutdownGrace = 1
     configure(&options)
     let capture = logLines
-    let logger = Logger(minimumLevel: .debug, sink: { capture.append($0) })
+    let logger = Logger(minimumLevel: .debug, format: logFormat, sink: { capture.append($0) })
     service = try Service(options: options, logger: logger)
     try service.start()
     baseURL = "http://127.0.0.1:\(service.port)"

@@ -1,0 +1,125 @@
+import API
+import Engine
+import Foundation
+import Support
+import Testing
+
+@Suite struct SettingsTests {
+  func writeConfig(_ text: String) -> String {
+    let path = temporaryDirectory("config") + "/asyncqueue.json"
+    _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+    return path
+  }
+
+  @Test func flagsBeatEnvironmentBeatFile() throws {
+    let file = writeConfig(#"{"port": 9001, "host": "0.0.0.0", "logLevel": "debug"}"#)
+    let settings = try ServiceSettings(
+      configFile: file, environment: ["ASYNCQUEUE_PORT": "9002", "ASYNCQUEUE_HOST": "10.0.0.1"],
+      flags: ["port": ["9003"]])
+    let options = settings.serviceOptions()
+    #expect(options.port == 9003)
+    #expect(options.host == "10.0.0.1")
+    #expect(settings.string("logLevel") == "debug")
+    #expect(settings.sources["port"] == "--port")
+    #expect(settings.sources["host"] == "ASYNCQUEUE_HOST")
+    #expect(settings.sources["logLevel"]?.hasPrefix("config file") == true)
+    #expect(settings.sources["dataDir"] == "default")
+  }
+
+  @Test func fileFillsEveryOption() throws {
+    let file = writeConfig(
+      """
+      {"dataDir": "/var/lib/aq", "providersDirs": ["/etc/aq/providers"],
+       "pluginsDirs": ["/etc/aq/plugins"], "plugins": {"result-archive": {"enabled": true}},
+       "apiKeys": ["k1-abcdef"], "webhookSecret": "whsec_file", "allowPrivateNetwork": true,
+       "publicUrl": "https://queue.example.com", "logFormat": "json",
+       "rateLimit": {"requests": 50, "perSeconds": 10},
+       "providerLimits": {"fal": {"concurrency": 8, "requestsPerSecond": 4}},
+       "maxConcurrentSteps": 64, "webhookRetention": 3600}
+      """)
+    let options = try ServiceSettings(configFile: file, environment: [:], flags: [:])
+      .serviceOptions()
+    #expect(options.dataDirectory == "/var/lib/aq")
+    #expect(options.providerDirectories == ["/etc/aq/providers"])
+    #expect(options.pluginDirectories == ["/etc/aq/plugins"])
+    #expect(options.plugins["result-archive"]?["enabled"] == .bool(true))
+    #expect(options.apiKeys == ["k1-abcdef"])
+    #expect(options.webhookSecret == "whsec_file")
+    #expect(options.allowPrivateNetwork)
+    #expect(options.publicURL == "https://queue.example.com")
+    #expect(options.rateLimit == RateLimit(requests: 50, perSeconds: 10))
+    #expect(options.providerLimits["fal"] == ProviderLimits(concurrency: 8, requestsPerSecond: 4))
+    #expect(options.maxConcurrentSteps == 64)
+    #expect(options.webhookRetention == 3600)
+  }
+
+  @Test func listsFromFlagsAndEnvironment() throws {
+    let settings = try ServiceSettings(
+      configFile: nil,
+      environment: [
+        "ASYNCQUEUE_PLUGINS_DIR": "/a:/b", "ASYNCQUEUE_API_KEY": "k1-abcdef, k2-abcdef",
+      ],
+      flags: ["providers-dir": ["/p1", "/p2"], "rate-limit": ["20/5"]])
+    let options = settings.serviceOptions()
+    #expect(options.pluginDirectories == ["/a", "/b"])
+    #expect(options.apiKeys == ["k1-abcdef", "k2-abcdef"])
+    #expect(options.providerDirectories == ["/p1", "/p2"])
+    #expect(options.rateLimit == RateLimit(requests: 20, perSeconds: 5))
+  }
+
+  @Test(arguments: [
+    (#"{"prot": 8080}"#, "unknown key 'prot'; did you mean 'port'?"),
+    (#"{"colour": "blue"}"#, "unknown key 'colour'; known keys are host, port"),
+    (#"{"port": "8080"}"#, "'port' must be an integer"),
+    (#"{"port": 70000}"#, "'port' must be an integer from 0 to 65535"),
+    (#"{"logLevel": "loud"}"#, "'logLevel' must be one of debug, info, warn, error"),
+    (#"{"allowPrivateNetwork": "yes"}"#, "'allowPrivateNetwork' must be true or false"),
+    (#"{"providersDirs": "/x"}"#, "'providersDirs' must be an array of strings"),
+    (#"{"publicUrl": "queue.example.com"}"#, "'publicUrl' must be an http or https URL"),
+    (#"{"rateLimit": {"requests": -1}}"#, "'rateLimit'.requests must be a whole number"),
+    (#"{"rateLimit": {"requests": 5, "per": 1}}"#, "unknown key 'per'"),
+    (
+      #"{"plugins": {"archive": {"enabled": 1}}}"#,
+      "'plugins'.archive.enabled must be true or false"
+    ),
+    (#"{"providerLimits": {"fal": {"concurrency": 0, "requestsPerSecond": 1}}}"#, "concurrency"),
+    (#"{"providerLimits": {"fal": {"rps": 1}}}"#, "unknown key 'rps'"),
+    (#"{"maxConcurrentSteps": 1.5}"#, "'maxConcurrentSteps' must be an integer"),
+    (#"{"webhookRetention": 5}"#, "'webhookRetention' must be a number from 60"),
+    (#"[1]"#, "must contain a JSON object"),
+    (#"{"port": "#, "is not valid JSON"),
+  ])
+  func invalidFileNamesKey(text: String, message: String) throws {
+    let file = writeConfig(text)
+    #expect {
+      _ = try ServiceSettings(configFile: file, environment: [:], flags: [:])
+    } throws: { error in
+      let description = "\(error)"
+      return description.contains(message) && description.contains(file)
+    }
+  }
+
+  @Test func invalidFlagNamesFlag() {
+    #expect {
+      _ = try ServiceSettings(configFile: nil, environment: [:], flags: ["port": ["http"]])
+    } throws: { "\($0)".contains("--port") }
+    #expect {
+      _ = try ServiceSettings(
+        configFile: nil, environment: ["ASYNCQUEUE_LOG_FORMAT": "xml"], flags: [:])
+    } throws: { "\($0)".contains("ASYNCQUEUE_LOG_FORMAT") }
+  }
+
+  @Test func printableMasksSecrets() throws {
+    let settings = try ServiceSettings(
+      configFile: nil, environment: ["ASYNCQUEUE_WEBHOOK_SECRET": "whsec_hidden"],
+      flags: ["api-key": ["k1-hidden", "k2-hidden"]])
+    let printed = settings.printable()
+    #expect(printed["apiKeys"] == ["***", "***"])
+    #expect(printed["webhookSecret"] == "***")
+    #expect(!printed.serialized().contains("hidden"))
+    #expect(printed["port"] == 8080)
+    #expect(printed["rateLimit"]?["requests"] == 100)
+    let keys = Set(printed.objectValue?.keys.map { $0 } ?? [])
+    #expect(keys == Set(SettingSpec.all.map(\.key)))
+  }
+}
