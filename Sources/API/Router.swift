@@ -13,6 +13,8 @@ public final class APIRouter: Sendable {
   let rateLimiter: RateLimiter
   let checkReadiness: @Sendable () -> String?
   let openAPIDocument: [UInt8]?
+  /// The callback endpoint's limit per source address, as the hosted service documents it.
+  let callbackLimiter = RateLimiter(limit: RateLimit(requests: 30, perSeconds: 60))
   var metrics: ServiceMetrics { engine.config.metrics }
   /// The largest accepted request body, in bytes.
   public static let maxBodyBytes = 1 << 20
@@ -138,15 +140,19 @@ public final class APIRouter: Sendable {
   // MARK: Tasks
 
   func createTask(_ request: HTTPRequest, team: String) -> HTTPResponse {
+    let store = engine.store
     let parser = TaskRequestParser(
       knownProviders: Array(engine.catalog.templates.keys), now: Timestamp.now(),
-      allowPrivateNetwork: engine.config.allowPrivateNetwork)
-    let task: TaskRecord
+      allowPrivateNetwork: engine.config.allowPrivateNetwork,
+      callbackBase: publicURL + "/v1/callbacks/",
+      tokenOwner: { id in (try? store.token(id: id))?.teamId })
+    let parsed: TaskRequestParser.Parsed
     do {
-      task = try parser.parse(request.body, teamId: team)
+      parsed = try parser.parseRequest(request.body, teamId: team)
     } catch {
       return self.error(error.status, error.code, error.message)
     }
+    let task = parsed.task
     let idempotencyKey = request.header("idempotency-key")
     if let key = idempotencyKey, key.isEmpty || key.utf8.count > 255 {
       return error(
@@ -155,7 +161,7 @@ public final class APIRouter: Sendable {
     do {
       let requestHash = Crypto.sha256Hex(String(decoding: request.body, as: UTF8.self))
       if let earlier = try engine.createTask(
-        task, idempotencyKey: idempotencyKey, requestHash: requestHash)
+        parsed, idempotencyKey: idempotencyKey, requestHash: requestHash)
       {
         guard earlier.requestHash == requestHash else {
           return error(
@@ -176,8 +182,13 @@ public final class APIRouter: Sendable {
         "cannot store new task", [("task", task.id), ("team", team), ("error", "\(error)")])
       return self.error(500, "storage_error", "the task could not be stored; try again")
     }
-    return .json(
-      201, JSONValue.object(["task": TaskPresenter.json(task, baseURL: publicURL)]).serialized())
+    var shown = TaskPresenter.json(task, baseURL: publicURL).objectValue ?? [:]
+    // The signal token is shown once, here; only its hash is stored.
+    if let token = parsed.signalToken { shown["signalToken"] = .string(token) }
+    var body: [String: JSONValue] = ["task": .object(shown)]
+    if let token = parsed.signalToken { body["signalToken"] = .string(token) }
+    if let url = task.callbackUrl { body["callbackUrl"] = .string(url) }
+    return .json(201, JSONValue.object(body).serialized())
   }
 
   func getTask(_ request: HTTPRequest, id: String, team: String) -> HTTPResponse {

@@ -58,6 +58,24 @@ extension APIRouter {
     Route(method: "GET", pattern: "/v1/providers/{id}", access: .open) { router, context in
       router.provider(context["id"])
     },
+    Route(method: "POST", pattern: "/v1/tokens", access: .team) { router, context in
+      router.createToken(context.request, team: context.team)
+    },
+    Route(method: "GET", pattern: "/v1/tokens", access: .team) { router, context in
+      router.listTokens(team: context.team)
+    },
+    Route(method: "GET", pattern: "/v1/tokens/{id}", access: .team) { router, context in
+      router.getToken(id: context["id"], team: context.team)
+    },
+    Route(method: "DELETE", pattern: "/v1/tokens/{id}", access: .team) { router, context in
+      router.deleteToken(id: context["id"], team: context.team)
+    },
+    Route(method: "POST", pattern: "/v1/signals/{token}", access: .open) { router, context in
+      router.signal(context.request, token: context["token"])
+    },
+    Route(method: "POST", pattern: "/v1/callbacks/{id}", access: .open) { router, context in
+      router.callback(context.request, id: context["id"])
+    },
     Route(method: "POST", pattern: "/v1/tasks", access: .team) { router, context in
       router.createTask(context.request, team: context.team)
     },

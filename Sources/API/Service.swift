@@ -29,6 +29,8 @@ public struct ServiceOptions: Sendable {
   public var apiKeys: [String] = []
   public var webhookSecret: String?
   public var allowPrivateNetwork = false
+  /// 64 hex digits; when nil, the key in `DATA_DIR/vault.key` (generated when missing).
+  public var vaultKey: String?
   /// The base URL clients reach this service at; `http://HOST:PORT` when nil.
   public var publicURL: String?
   /// Requests per team and window on `/v1` routes.
@@ -172,6 +174,7 @@ public final class Service: @unchecked Sendable {
       allowPrivateNetwork: options.allowPrivateNetwork, webhookSecret: webhookSecret,
       scriptLimits: limits, scriptStates: options.scriptStates)
     config.delayScale = options.delayScale
+    config.vaultKey = try Self.vaultKey(options)
     config.metrics = metrics
     let secrets = teamSecrets
     config.secretForTeam = { team in secrets.secret(forTeam: team) }
@@ -212,6 +215,33 @@ public final class Service: @unchecked Sendable {
     scriptReloader.stop()
     logger.info("stopped")
     dataLock.release()
+  }
+
+  /// The vault key: from the options, else from `vault.key` in the data directory, which is
+  /// created (owner-only) with a random key when missing.
+  static func vaultKey(_ options: ServiceOptions) throws -> [UInt8] {
+    if let given = options.vaultKey {
+      guard let key = SecretBox.key(hex: given) else {
+        throw ServiceError(message: "vaultKey must be 64 hex digits (32 bytes)")
+      }
+      return key
+    }
+    let path = (options.dataDirectory as NSString).appendingPathComponent("vault.key")
+    if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+      guard let key = SecretBox.key(hex: text.trimmingCharacters(in: .whitespacesAndNewlines))
+      else {
+        throw ServiceError(message: "\(path) does not hold 64 hex digits; restore it from a backup")
+      }
+      return key
+    }
+    let hex = Crypto.randomHex(bytes: 32)
+    guard
+      FileManager.default.createFile(
+        atPath: path, contents: Data((hex + "\n").utf8), attributes: [.posixPermissions: 0o600])
+    else {
+      throw ServiceError(message: "cannot create \(path)")
+    }
+    return SecretBox.key(hex: hex)!
   }
 
   /// Reads the stored webhook secret without starting anything.

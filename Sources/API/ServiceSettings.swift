@@ -121,6 +121,7 @@ public struct ServiceSettings: Sendable {
     options.plugins = values["plugins"]?.objectValue ?? [:]
     options.apiKeys = strings("apiKeys")
     options.webhookSecret = string("webhookSecret")
+    options.vaultKey = string("vaultKey")
     options.allowPrivateNetwork = bool("allowPrivateNetwork")
     options.publicURL = string("publicUrl")
     for (provider, entry) in values["providerLimits"]?.objectValue ?? [:] {

@@ -112,6 +112,14 @@ extension SettingSpec {
         see 'asyncqueue secret show --team TEAM'.
         """, isSecret: true),
     SettingSpec(
+      key: "vaultKey", flag: "vault-key", environment: "ASYNCQUEUE_VAULT_KEY", valueName: "HEX",
+      kind: .string, defaultValue: .null,
+      help: """
+        64 hex digits: the AES-256 key that encrypts vault tokens at rest. Default: generated
+        at first start into DATA_DIR/vault.key (mode 0600). Keep a copy: tokens cannot be
+        read without it.
+        """, isSecret: true),
+    SettingSpec(
       key: "allowPrivateNetwork", flag: "allow-private-network",
       environment: "ASYNCQUEUE_ALLOW_PRIVATE_NETWORK", valueName: nil, kind: .bool,
       defaultValue: .bool(false),

@@ -165,7 +165,7 @@ func blocking<T: Sendable, E: Error>(_ work: @escaping @Sendable () async throws
 {
   let done = DispatchSemaphore(value: 0)
   let box = ResultBox<T, E>()
-  Task.detached {
+  Task.detached(executorPreference: Engine.executor) {
     do throws(E) {
       box.value = .success(try await work())
     } catch {

@@ -13,13 +13,17 @@ extension TaskRecord {
 public enum ResolutionOutcome: Sendable {
   /// Recorded; the task ends with it (or already has, when `task` is terminal).
   case accepted(TaskRecord?)
+  /// The task had already ended; the signal or callback changed nothing.
+  case finished(TaskRecord)
   /// No task waits on this token or callback id, or it was used before.
   case unknown
 }
 
 extension Engine {
   /// Stores a new task with the hashes of its one-time signal token and callback id.
-  public func createTask(_ parsed: TaskRequestParser.Parsed, idempotencyKey: String?, requestHash: String)
+  public func createTask(
+    _ parsed: TaskRequestParser.Parsed, idempotencyKey: String?, requestHash: String
+  )
     throws(StorageError) -> (taskId: String, requestHash: String)?
   {
     var handles: [(hash: String, kind: String)] = []
@@ -59,9 +63,15 @@ extension Engine {
       TaskResolution(taskId: taskId, kind: kind, status: status, result: result, error: error)
     }
     guard let taskId else { return .unknown }
+    let task = try store.task(id: taskId)
+    if let task, task.status.isTerminal {
+      try store.deleteResolution(taskId: taskId)
+      logger.info("\(kind) arrived after the task ended; ignored", [("task", taskId)])
+      return .finished(task)
+    }
     logger.info("\(kind) received", [("task", taskId), ("status", status)])
     wakeNow(taskId)
-    return .accepted(try store.task(id: taskId))
+    return .accepted(task)
   }
 
   /// Applies a stored signal or callback; returns true when it ended the task.

@@ -85,6 +85,8 @@ public final class Engine: @unchecked Sendable {
   // Tasks to run again as soon as their running step returns (a signal or callback arrived).
   private var wakeAfterStep: Set<String> = []
   let limiter = ProviderLimiter()
+  /// Runs every step and webhook attempt; see `EngineExecutor` for why not the global pool.
+  public static let executor = EngineExecutor(threads: 4, name: "asyncqueue-engine")
 
   private let wake = DispatchSemaphore(value: 0)
   private var schedulerThread: Thread?
@@ -492,7 +494,7 @@ public final class Engine: @unchecked Sendable {
 
       due.sort { $0.priority > $1.priority }
       for item in due {
-        Task.detached { [self] in await self.runStep(item.id) }
+        Task.detached(executorPreference: Self.executor) { [self] in await self.runStep(item.id) }
       }
       let wait = nextAt.map { max(0, min($0 - Timestamp.now(), 1)) } ?? 1
       _ = self.wake.wait(timeout: .now() + wait)

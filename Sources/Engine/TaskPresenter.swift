@@ -51,10 +51,15 @@ public enum TaskPresenter {
       "providerStatus": task.providerStatus.map { .string($0) } ?? .null,
       "progress": task.progress.map { .double($0) } ?? .null,
       "cancelRequested": .bool(task.cancelRequested),
+      "waitForSignal": .bool(task.waitForSignal == true),
     ]
     if !task.status.isTerminal, let next = task.nextRunAt {
       fields["nextRunAt"] = .string(Timestamp.iso8601(seconds: next))
     }
+    if let maxWaitTime = task.maxWaitTime {
+      fields["maxWaitTime"] = number(maxWaitTime)
+    }
+    if let callbackUrl = task.callbackUrl { fields["callbackUrl"] = .string(callbackUrl) }
     if let file = task.resultFile {
       fields["resultFile"] = .object([
         "url": .string(resultURL(task.id, baseURL: baseURL)),

@@ -99,8 +99,9 @@ public struct TaskRequestParser: Sendable {
       }
     }
     let waitForSignal = fields["waitForSignal"]?.boolValue == true
-    if waitForSignal, fields["provider"].map({ !$0.isNull }) == true
-      || fields["pollConfig"].map({ !$0.isNull }) == true
+    if waitForSignal,
+      fields["provider"].map({ !$0.isNull }) == true
+        || fields["pollConfig"].map({ !$0.isNull }) == true
     {
       throw RequestError(
         code: "conflicting_fields",

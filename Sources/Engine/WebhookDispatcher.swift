@@ -112,7 +112,8 @@ final class WebhookDispatcher: @unchecked Sendable {
       }
       if shouldStop { break }
       for delivery in due {
-        Task.detached { [self] in await self.attempt(delivery) }
+        Task.detached(executorPreference: Engine.executor) { [self] in await self.attempt(delivery)
+        }
       }
       _ = wake.wait(timeout: .now() + max(0.005, min(nextAt - Timestamp.now(), 1)))
     }

@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import HTTPClient
 import Storage
@@ -157,7 +158,9 @@ extension PluginHost {
     if !actions.requests.isEmpty {
       let requests = actions.requests
       let taskId = task.id
-      Task.detached { [self] in await send(requests, plugin: plugin.name, task: taskId) }
+      Task.detached(executorPreference: Engine.executor) { [self] in
+        await send(requests, plugin: plugin.name, task: taskId)
+      }
     }
     guard !actions.downloads.isEmpty else { return }
     let outcomes = await download(actions.downloads, plugin: plugin.name, task: task.id)
@@ -175,7 +178,9 @@ extension PluginHost {
       merge(followUp.resultFields, into: &task)
       if !followUp.requests.isEmpty {
         let taskId = task.id
-        Task.detached { [self] in await send(followUp.requests, plugin: plugin.name, task: taskId) }
+        Task.detached(executorPreference: Engine.executor) { [self] in
+          await send(followUp.requests, plugin: plugin.name, task: taskId)
+        }
       }
     } catch {
       reportInvalidReturn(plugin, "downloads_finished", task: task.id, error)

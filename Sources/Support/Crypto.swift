@@ -142,7 +142,8 @@ public enum SecretBox {
     guard characters.count == 64 else { return nil }
     var key: [UInt8] = []
     for index in stride(from: 0, to: 64, by: 2) {
-      guard let byte = UInt8(String(decoding: characters[index..<index + 2], as: UTF8.self), radix: 16)
+      guard
+        let byte = UInt8(String(decoding: characters[index..<index + 2], as: UTF8.self), radix: 16)
       else { return nil }
       key.append(byte)
     }
