@@ -279,7 +279,12 @@ extension Engine {
   func callHook(
     _ task: TaskRecord, _ hook: String, response: ClientResponse? = nil
   ) throws(HookError) -> JSONValue {
-    try scripts.call(
+    let started = Timestamp.now()
+    defer {
+      config.metrics.hookLatency.observe(
+        [ServiceMetrics.label(task), hook], Timestamp.now() - started)
+    }
+    return try scripts.call(
       key: scriptKey(task), hook: hook, context: context(task, response: response),
       body: response?.body)
   }

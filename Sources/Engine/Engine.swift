@@ -480,6 +480,7 @@ public final class Engine: @unchecked Sendable {
         break
       }
       var due: [(id: String, priority: Int)] = []
+      var lags: [Double] = []
       let capacity = config.maxConcurrentSteps - running.count
       while due.count < capacity, let entry = queue.peek(), entry.at <= now {
         queue.pop()
@@ -488,10 +489,12 @@ public final class Engine: @unchecked Sendable {
         if let next = task.nextRunAt, next > now + 0.001 { continue }
         running.insert(entry.id)
         due.append((entry.id, task.priority))
+        lags.append(max(0, now - entry.at))
       }
       let nextAt = queue.peek()?.at
       lock.unlock()
 
+      for lag in lags { config.metrics.schedulerLag.observe([], lag) }
       due.sort { $0.priority > $1.priority }
       for item in due {
         Task.detached(executorPreference: Self.executor) { [self] in await self.runStep(item.id) }
