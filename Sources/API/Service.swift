@@ -81,9 +81,12 @@ public final class Service: @unchecked Sendable {
   public init(options: ServiceOptions, logger: Logger) throws {
     self.options = options
     self.logger = logger
-    try FileManager.default.createDirectory(
-      atPath: options.dataDirectory, withIntermediateDirectories: true,
-      attributes: [.posixPermissions: 0o700])
+    if let reason = Self.makeDirectory(options.dataDirectory) {
+      throw ServiceError(
+        message:
+          "cannot create the data directory \(options.dataDirectory): \(reason); choose another "
+          + "--data-dir")
+    }
     dataLock = try DataDirectoryLock(directory: options.dataDirectory)
     store = try SQLiteStore(
       path: (options.dataDirectory as NSString).appendingPathComponent("asyncqueue.db"))
@@ -215,6 +218,23 @@ public final class Service: @unchecked Sendable {
     scriptReloader.stop()
     logger.info("stopped")
     dataLock.release()
+  }
+
+  /// Creates a directory and its missing parents, owner-only; returns the system's reason on
+  /// failure.
+  static func makeDirectory(_ path: String) -> String? {
+    var current = path.hasPrefix("/") ? "" : "."
+    for component in path.split(separator: "/") {
+      current += "/" + component
+      if mkdir(current, 0o700) != 0 && errno != EEXIST {
+        return String(cString: strerror(errno))
+      }
+    }
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory),
+      isDirectory.boolValue
+    else { return "a file with that name exists" }
+    return nil
   }
 
   /// The vault key: from the options, else from `vault.key` in the data directory, which is
