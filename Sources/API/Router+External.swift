@@ -98,9 +98,10 @@ extension APIRouter {
       response.headers += [("Retry-After", String(decision.retryAfter))]
       return response
     }
-    let result: JSONValue
+    // An empty push keeps the call's response as the result.
+    let result: JSONValue?
     if request.body.isEmpty {
-      result = .null
+      result = nil
     } else if let parsed = try? JSONValue.parse(request.body) {
       result = parsed
     } else {
@@ -133,9 +134,15 @@ extension APIRouter {
       return error(
         404, "not_found", "no task waits for this \(kind), or it was already used")
     }
-    // The task ends at its next step, within milliseconds; report its state once it does.
-    engine.waitForStatusChange(id: task.id, from: task.status, timeout: 2)
-    let current = (try? engine.store.task(id: task.id)) ?? task
+    // The task ends at its next step, usually within milliseconds (after its call answers,
+    // when that is still out); report its state once it does, or after 2 s.
+    let deadline = Date().addingTimeInterval(2)
+    var current = task
+    while !current.status.isTerminal, Date() < deadline {
+      engine.waitForStatusChange(
+        id: task.id, from: current.status, timeout: deadline.timeIntervalSinceNow)
+      current = (try? engine.store.task(id: task.id)) ?? current
+    }
     return .json(
       current.status.isTerminal ? 200 : 202,
       JSONValue.object([

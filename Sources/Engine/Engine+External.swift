@@ -52,6 +52,10 @@ extension Engine {
     task.step = .wait
     task.nextRunAt = Timestamp.now() + (task.maxWaitTime ?? 30) * config.delayScale
     task.updatedAt = Timestamp.now()
+    if (try? store.pendingResolution(taskId: task.id)) ?? nil != nil {
+      // The signal or callback came before the call's answer: apply it at once.
+      task.nextRunAt = Timestamp.now()
+    }
   }
 
   /// Records a signal (`POST /v1/signals/{token}`) or a callback (`POST /v1/callbacks/{id}`)
@@ -70,7 +74,8 @@ extension Engine {
       return .finished(task)
     }
     logger.info("\(kind) received", [("task", taskId), ("status", status)])
-    wakeNow(taskId)
+    // A task whose call has not gone out yet keeps its schedule; the call's step applies it.
+    if task?.step != .call { wakeNow(taskId) }
     return .accepted(task)
   }
 

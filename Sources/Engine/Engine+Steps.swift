@@ -67,7 +67,9 @@ extension Engine {
       try await commit(&task)
       return
     }
-    if task.waitsForResolution, try await applyPendingResolution(&task) {
+    // A signal or callback ends the task only once its call was made; one that arrives
+    // earlier waits until then.
+    if task.waitsForResolution, task.step != .call, try await applyPendingResolution(&task) {
       return
     }
     switch task.step {

@@ -108,16 +108,20 @@ public struct TaskRequestParser: Sendable {
         "'waitForSignal' applies to plain calls; a provider task ends when its job ends")
     }
 
-    // Expand the callback placeholder before the URL and body are checked.
+    // Expand the callback placeholder before the URL is checked. An object body is serialized
+    // first, so the placeholder works inside it too.
     var callbackId: String?
     var expanded = fields
-    let usesCallback = [fields["targetUrl"]?.stringValue, fields["body"]?.stringValue]
+    if let body = fields["body"], body.objectValue != nil || body.arrayValue != nil {
+      expanded["body"] = .string(body.serialized())
+    }
+    let usesCallback = [expanded["targetUrl"]?.stringValue, expanded["body"]?.stringValue]
       .contains { $0?.contains(Self.callbackPlaceholder) == true }
     if usesCallback, let callbackBase {
       let id = Crypto.randomHex(bytes: 32)
       callbackId = id
       for key in ["targetUrl", "body"] {
-        if let text = fields[key]?.stringValue {
+        if let text = expanded[key]?.stringValue {
           expanded[key] = .string(
             text.replacingOccurrences(of: Self.callbackPlaceholder, with: callbackBase + id))
         }
@@ -170,7 +174,8 @@ public struct TaskRequestParser: Sendable {
       task.waitForSignal = true
       signalToken = Crypto.randomHex(bytes: 32)
     }
-    if waitForSignal || callbackId != nil {
+    // maxWaitTime bounds the wait after a plain call; a provider task waits for its job.
+    if waitForSignal || (callbackId != nil && !task.isProviderTask) {
       task.maxWaitTime = try number(
         fields["maxWaitTime"], field: "maxWaitTime", range: 1...86400, default: 30)
     }

@@ -67,6 +67,11 @@ final class Transfer: @unchecked Sendable {
       let line = value.isEmpty ? "\(name);" : "\(name): \(value)"
       headerList = curl_slist_append(headerList, line)
     }
+    let hasContentType = request.headers.contains { $0.0.lowercased() == "content-type" }
+    if !hasContentType && (request.body ?? []).isEmpty {
+      // Without this, curl labels an empty POST body application/x-www-form-urlencoded.
+      headerList = curl_slist_append(headerList, "Content-Type:")
+    }
     aq_curl_setopt_pointer(easy, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList))
     return easy
   }

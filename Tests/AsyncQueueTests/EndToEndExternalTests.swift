@@ -247,4 +247,50 @@ import Testing
     let (_, after) = try await service.call("GET", "/v1/tasks/\(id)")
     #expect(after["task"]?["result"] == polledResult, "the first outcome stands")
   }
+
+  @Test func earlySignalWaitsForTheCall() async throws {
+    let target = WebhookReceiver()
+    try target.start()
+    let service = try TestService()
+    defer {
+      service.stop()
+      target.stop()
+    }
+    let due = Timestamp.iso8601(seconds: Timestamp.now() + 1)
+    let (_, created) = try await service.call(
+      "POST", "/v1/tasks",
+      body: JSONValue.object([
+        "targetUrl": .string(target.url), "waitForSignal": true, "maxWaitTime": 3600,
+        "delayUntil": .string(due),
+      ]).serialized())
+    let id = try #require(created["task"]?["id"]?.stringValue)
+    let token = try #require(created["signalToken"]?.stringValue)
+    let (status, _) = try await service.call(
+      "POST", "/v1/signals/\(token)", body: #"{"status": "completed", "result": {"early": true}}"#,
+      key: nil)
+    #expect(status == 200 || status == 202)
+    let task = try await service.waitForEnd(id)
+    #expect(task["status"]?.stringValue == "completed")
+    #expect(task["result"]?["early"]?.boolValue == true)
+    #expect(target.deliveries().count == 1, "the call must still be made")
+  }
+
+  @Test func callbackPlaceholderInObjectBody() async throws {
+    let target = WebhookReceiver()
+    try target.start()
+    let service = try TestService()
+    defer {
+      service.stop()
+      target.stop()
+    }
+    let (_, created) = try await service.call(
+      "POST", "/v1/tasks",
+      body: JSONValue.object([
+        "targetUrl": .string(target.url), "body": ["notifyUrl": "{asyncqueue_callback_url}"],
+      ]).serialized())
+    let callbackUrl = try #require(created["callbackUrl"]?.stringValue)
+    let calls = await target.deliveries(count: 1, timeout: 10)
+    let sent = try JSONValue.parse(calls.first?.body ?? [])
+    #expect(sent["notifyUrl"]?.stringValue == callbackUrl)
+  }
 }
