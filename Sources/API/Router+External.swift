@@ -59,7 +59,7 @@ extension APIRouter {
     return .json(200, JSONValue.object(["deleted": true, "id": .string(id)]).serialized())
   }
 
-  /// A token's metadata; the value is never shown.
+  /// Returns a token's metadata; the value is never shown.
   private func tokenJSON(_ token: VaultToken) -> JSONValue {
     [
       "id": .string(token.id), "name": .string(token.name),
@@ -134,7 +134,7 @@ extension APIRouter {
       return error(
         404, "not_found", "no task waits for this \(kind), or it was already used")
     }
-    // The task ends at its next step, usually within milliseconds (after its call answers,
+    // The task ends at its next step, usually within milliseconds (after its call's response,
     // when that is still out); report its state once it does, or after 2 s.
     let deadline = Date().addingTimeInterval(2)
     var current = task

@@ -3,11 +3,11 @@ import HTTPClient
 import Storage
 import Support
 
-/// What a cancel request did.
+/// The outcome of a cancel request.
 public enum CancelOutcome: Sendable {
   /// The task is now `cancelled`.
   case cancelled(TaskRecord)
-  /// The provider is being asked to cancel; the task ends when it answers (`cancelled`, or
+  /// The provider is being asked to cancel; the task ends with its response (`cancelled`, or
   /// `completed` when the job finished first).
   case requested(TaskRecord)
   /// The task had already ended.
@@ -74,7 +74,7 @@ extension Engine {
     return .requested(task)
   }
 
-  /// The cancel step: calls the template's cancel hook and reads the provider's answer. A job
+  /// The cancel step: calls the template's cancel hook and reads the provider's response. A job
   /// that finished first keeps its result.
   func cancelStep(_ task: inout TaskRecord) async throws(StorageError) {
     var request: JSONValue

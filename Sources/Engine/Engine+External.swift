@@ -53,7 +53,7 @@ extension Engine {
     task.nextRunAt = Timestamp.now() + (task.maxWaitTime ?? 30) * config.delayScale
     task.updatedAt = Timestamp.now()
     if (try? store.pendingResolution(taskId: task.id)) ?? nil != nil {
-      // The signal or callback came before the call's answer: apply it at once.
+      // The signal or callback came before the call's response: apply it at once.
       task.nextRunAt = Timestamp.now()
     }
   }
