@@ -1,4 +1,5 @@
 import API
+import Engine
 import Foundation
 import Support
 
@@ -133,6 +134,13 @@ func runServe(_ arguments: [String]) {
     }
     options.delayScale = value
   }
+  if let text = ProcessInfo.processInfo.environment["ASYNCQUEUE_PROVIDER_LIMITS"] {
+    do {
+      options.providerLimits = try parseProviderLimits(text)
+    } catch {
+      fail("invalid ASYNCQUEUE_PROVIDER_LIMITS: \(error)")
+    }
+  }
 
   let levelName = flags.string("log-level") ?? "info"
   guard let level = LogLevel(name: levelName) else {
@@ -184,6 +192,27 @@ func runServe(_ arguments: [String]) {
   service.stop()
   _ = sources
   _ = reloadSignal
+}
+
+/// Parses `id=concurrency/requestsPerSecond` pairs separated by commas, e.g.
+/// `replicate=100/200,custom=4096/100000`; the id `custom` sets the limit that each custom
+/// pollConfig target host gets.
+func parseProviderLimits(_ text: String) throws(UsageError) -> [String: ProviderLimits] {
+  var limits: [String: ProviderLimits] = [:]
+  for item in text.split(separator: ",") {
+    let pair = item.split(separator: "=", maxSplits: 1).map(String.init)
+    let numbers = pair.count == 2 ? pair[1].split(separator: "/").map(String.init) : []
+    guard numbers.count == 2, let concurrency = Int(numbers[0]), concurrency >= 1,
+      let rate = Double(numbers[1]), rate > 0
+    else {
+      throw UsageError(
+        message:
+          "'\(item)' is not id=concurrency/requestsPerSecond with both numbers above 0, "
+          + "e.g. custom=4096/100000")
+    }
+    limits[pair[0]] = ProviderLimits(concurrency: concurrency, requestsPerSecond: rate)
+  }
+  return limits
 }
 
 func runSecret(_ arguments: [String]) {
