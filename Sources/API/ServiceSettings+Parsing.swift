@@ -23,8 +23,24 @@ extension ServiceSettings {
       default: throw ConfigError("invalid \(source) '\(text)': expected true or false")
       }
     case .list: value = .array(texts.map { .string($0) })
-    case .pluginTable, .providerLimits:
+    case .pluginTable:
       throw ConfigError("\(spec.key) can only be set in the config file")
+    case .providerLimits:
+      // id=concurrency/requestsPerSecond, comma-separated, e.g. fal=8/4,custom=4096/100000.
+      var limits: [String: JSONValue] = [:]
+      for item in text.split(separator: ",") {
+        let pair = item.split(separator: "=", maxSplits: 1).map(String.init)
+        let numbers = pair.count == 2 ? pair[1].split(separator: "/").map(String.init) : []
+        guard numbers.count == 2, let concurrency = Int64(numbers[0]),
+          let rate = Double(numbers[1])
+        else {
+          throw ConfigError(
+            "invalid \(source) '\(item)': expected id=concurrency/requestsPerSecond such as "
+              + "fal=8/4")
+        }
+        limits[pair[0]] = ["concurrency": .int(concurrency), "requestsPerSecond": .double(rate)]
+      }
+      value = .object(limits)
     case .number:
       guard let number = Double(text) else {
         throw ConfigError("invalid \(source) '\(text)': expected a number")

@@ -151,11 +151,13 @@ extension SettingSpec {
         0 turns the limit off. In the config file: {"requests": 100, "perSeconds": 1}.
         """),
     SettingSpec(
-      key: "providerLimits", flag: nil, environment: nil, valueName: nil, kind: .providerLimits,
-      defaultValue: .object([:]),
+      key: "providerLimits", flag: nil, environment: "ASYNCQUEUE_PROVIDER_LIMITS", valueName: nil,
+      kind: .providerLimits, defaultValue: .object([:]),
       help: """
         Overrides of the templates' request limits, by template id, e.g.
-        {"fal": {"concurrency": 8, "requestsPerSecond": 4}}. Config file only.
+        {"fal": {"concurrency": 8, "requestsPerSecond": 4}}; the id "custom" sets the limit
+        of each custom pollConfig's target host. The environment variable takes
+        id=concurrency/requestsPerSecond, comma-separated: fal=8/4,custom=4096/100000.
         """),
     SettingSpec(
       key: "maxConcurrentSteps", flag: "max-concurrent-steps",

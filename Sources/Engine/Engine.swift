@@ -339,6 +339,9 @@ public final class Engine: @unchecked Sendable {
     }
   }
 
+  /// The `providerLimits` id whose override applies to custom pollConfig tasks.
+  public static let customLimitsId = "custom"
+
   /// The limiter key and limits for a task's requests: its template's (or the operator's
   /// override), or per target host for a custom pollConfig. Plain calls are not limited.
   private func limitKey(_ task: TaskRecord) -> (String, ProviderLimits)? {
@@ -351,7 +354,8 @@ public final class Engine: @unchecked Sendable {
         ?? ProviderTemplate.defaultLimits
     } else if task.pollConfig != nil {
       key = "custom:" + (URLComponents(string: task.targetUrl)?.host ?? "?")
-      limits = ProviderTemplate.defaultLimits
+      // An override under the id "custom" applies to each target host separately.
+      limits = config.providerLimits[Self.customLimitsId] ?? ProviderTemplate.defaultLimits
     } else {
       return nil
     }

@@ -37,12 +37,15 @@ public final class MockProviderServer: @unchecked Sendable {
   private var server: HTTPServer?
   private let requestedPort: UInt16
   private let recordsRequests: Bool
+  private let statistics: MockStatistics
 
   /// Port 0 picks a free port. Without recording, `requests()` stays empty, which keeps memory
-  /// flat in long benchmark runs.
-  public init(port: UInt16 = 0, recordsRequests: Bool = true) {
+  /// flat in long benchmark runs. `tracksPollGaps` makes `GET /stats` report the gaps between
+  /// consecutive status polls of each job, at the cost of one map entry per job.
+  public init(port: UInt16 = 0, recordsRequests: Bool = true, tracksPollGaps: Bool = false) {
     self.requestedPort = port
     self.recordsRequests = recordsRequests
+    self.statistics = MockStatistics(tracksGaps: tracksPollGaps)
   }
 
   deinit {
@@ -117,7 +120,10 @@ public final class MockProviderServer: @unchecked Sendable {
 
   private func handle(_ request: HTTPRequest) -> HTTPResponse {
     let segments = request.path.split(separator: "/").map(String.init)
+    statistics.countRequest()
+    if let answer = statistics.handle(request, segments: segments) { return answer }
     let api = segments.first.flatMap { prefix in apis.first { $0.prefix == prefix } }
+    if api != nil, request.method == "GET" { statistics.countStatusPoll(path: request.path) }
     record(request, provider: api?.name ?? (segments.first == "files" ? "files" : ""))
 
     guard let api else {

@@ -347,16 +347,19 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
   // MARK: Encoding
 
   func encode(_ task: TaskRecord) throws(StorageError) -> String {
-    do {
-      return String(decoding: try JSONEncoder().encode(task), as: UTF8.self)
-    } catch {
-      throw StorageError("cannot encode task \(task.id): \(error)")
+    // Only a non-finite double makes the writer fall back to "null"; the engine never stores one.
+    let bytes = task.document.serializedBytes()
+    guard bytes != Array("null".utf8) else {
+      throw StorageError("cannot encode task \(task.id): a number is not finite")
     }
+    return String(decoding: bytes, as: UTF8.self)
   }
 
   private func decode(_ text: String) throws(StorageError) -> TaskRecord {
     do {
-      return try JSONDecoder().decode(TaskRecord.self, from: Data(text.utf8))
+      return try TaskRecord(document: try JSONValue.parse(text))
+    } catch let error as StorageError {
+      throw error
     } catch {
       throw StorageError("stored task is unreadable: \(error)")
     }

@@ -54,6 +54,16 @@ public struct JSONParseError: Error, CustomStringConvertible, Sendable {
 extension JSONValue {
   /// Parses JSON text. Top-level scalars are accepted.
   public static func parse(_ data: Data) throws(JSONParseError) -> JSONValue {
+    let fast = data.withUnsafeBytes { raw in
+      JSONText.parse(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count))
+    }
+    if let fast { return fast }
+    return try parseWithFoundation(data)
+  }
+
+  /// Parses with `JSONDecoder`, the reference that `JSONText` matches. Used for text the fast
+  /// reader declines, so unusual input and every error message stay as Foundation has them.
+  static func parseWithFoundation(_ data: Data) throws(JSONParseError) -> JSONValue {
     do {
       return try JSONDecoder().decode(JSONValue.self, from: data)
     } catch {
@@ -76,19 +86,38 @@ extension JSONValue {
   }
 
   public static func parse(_ text: String) throws(JSONParseError) -> JSONValue {
-    try parse(Data(text.utf8))
+    var copy = text
+    let fast = copy.withUTF8 { JSONText.parse($0) }
+    if let fast { return fast }
+    return try parseWithFoundation(Data(text.utf8))
   }
 
   public static func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
-    try parse(Data(bytes))
+    let fast = bytes.withUnsafeBufferPointer { JSONText.parse($0) }
+    if let fast { return fast }
+    return try parseWithFoundation(Data(bytes))
   }
 
   /// Serializes to compact JSON text with sorted keys, so equal values give equal bytes.
   public func serialized() -> String {
-    String(decoding: serializedData(), as: UTF8.self)
+    String(decoding: serializedBytes(), as: UTF8.self)
   }
 
   public func serializedData() -> Data {
+    Data(serializedBytes())
+  }
+
+  /// The compact JSON text as UTF-8 bytes. A non-finite double, which JSON cannot represent
+  /// and the reader never produces, makes the whole text `null`, as `JSONEncoder` failing did.
+  public func serializedBytes() -> [UInt8] {
+    var output: [UInt8] = []
+    output.reserveCapacity(256)
+    guard JSONText.write(self, into: &output) else { return Array("null".utf8) }
+    return output
+  }
+
+  /// Serializes with `JSONEncoder`, the reference that `JSONText` matches.
+  func serializedWithFoundation() -> Data {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     // Every case maps to a JSON value, except a non-finite double, which makes the encoder

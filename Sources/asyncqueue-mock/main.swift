@@ -5,7 +5,7 @@ import MockProvider
 // the benchmarks. It listens on 127.0.0.1 only.
 
 let usage = """
-  Usage: asyncqueue-mock [--port PORT] [--record]
+  Usage: asyncqueue-mock [--port PORT] [--record] [--poll-gaps]
 
   Serves imitations of fal, Replicate, Runway, Luma, ElevenLabs and Stability on 127.0.0.1,
   each under its own path prefix (/fal, /replicate, /runway, /luma, /elevenlabs, /stability).
@@ -14,10 +14,16 @@ let usage = """
   Options:
     --port PORT   TCP port. Default: 0, a free port, printed at start.
     --record      Keep every request in memory (off by default, so long runs stay flat).
+    --poll-gaps   Track the time between consecutive status polls of each job.
+
+  Routes besides the providers': POST /hooks accepts any webhook with 200; GET /stats returns
+  counts of requests, status polls and webhooks (and poll gap percentiles in milliseconds with
+  --poll-gaps); POST /stats/reset zeroes them.
   """
 
 var port: UInt16 = 0
 var record = false
+var pollGaps = false
 var arguments = Array(CommandLine.arguments.dropFirst())
 while let argument = arguments.first {
   arguments.removeFirst()
@@ -31,6 +37,8 @@ while let argument = arguments.first {
     port = value
   case "--record":
     record = true
+  case "--poll-gaps":
+    pollGaps = true
   case "--help", "-h":
     print(usage)
     exit(0)
@@ -40,7 +48,7 @@ while let argument = arguments.first {
   }
 }
 
-let mock = MockProviderServer(port: port, recordsRequests: record)
+let mock = MockProviderServer(port: port, recordsRequests: record, tracksPollGaps: pollGaps)
 do {
   try mock.start()
 } catch {
