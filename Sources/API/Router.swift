@@ -63,7 +63,10 @@ public final class APIRouter: Sendable {
       }
     }
     let label = matched?.route.pattern ?? "unmatched"
-    metrics.httpRequests.increment([request.method, label, String(response.status)])
+    // Only standard methods become label values, so arbitrary methods cannot add series.
+    let standard = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    let method = standard.contains(request.method) ? request.method : "OTHER"
+    metrics.httpRequests.increment([method, label, String(response.status)])
     return response
   }
 
@@ -159,7 +162,9 @@ public final class APIRouter: Sendable {
         400, "invalid_header", "'Idempotency-Key' must be 1 to 255 characters")
     }
     do {
-      let requestHash = Crypto.sha256Hex(String(decoding: request.body, as: UTF8.self))
+      // Hash the parsed document, so whitespace and key order do not make a repeat a conflict.
+      let canonical = (try? JSONValue.parse(request.body))?.serialized() ?? ""
+      let requestHash = Crypto.sha256Hex(canonical)
       if let earlier = try engine.createTask(
         parsed, idempotencyKey: idempotencyKey, requestHash: requestHash)
       {
@@ -172,23 +177,28 @@ public final class APIRouter: Sendable {
         guard let original = lookUp(earlier.taskId, team: team) else {
           return taskNotFound(earlier.taskId)
         }
-        return .json(
-          200,
-          JSONValue.object(["task": TaskPresenter.json(original, baseURL: publicURL)])
-            .serialized())
+        return .json(200, createdBody(original).serialized())
       }
     } catch {
       logger.error(
         "cannot store new task", [("task", task.id), ("team", team), ("error", "\(error)")])
       return self.error(500, "storage_error", "the task could not be stored; try again")
     }
+    return .json(201, createdBody(task).serialized())
+  }
+
+  /// The create response: the task, with its signal token and callback URL beside it. The
+  /// token appears only here; the task's other views leave it out.
+  private func createdBody(_ task: TaskRecord) -> JSONValue {
     var shown = TaskPresenter.json(task, baseURL: publicURL).objectValue ?? [:]
-    // The signal token is shown once, here; only its hash is stored.
-    if let token = parsed.signalToken { shown["signalToken"] = .string(token) }
-    var body: [String: JSONValue] = ["task": .object(shown)]
-    if let token = parsed.signalToken { body["signalToken"] = .string(token) }
+    var body: [String: JSONValue] = [:]
+    if let token = engine.signalToken(for: task) {
+      shown["signalToken"] = .string(token)
+      body["signalToken"] = .string(token)
+    }
     if let url = task.callbackUrl { body["callbackUrl"] = .string(url) }
-    return .json(201, JSONValue.object(body).serialized())
+    body["task"] = .object(shown)
+    return .object(body)
   }
 
   func getTask(_ request: HTTPRequest, id: String, team: String) -> HTTPResponse {

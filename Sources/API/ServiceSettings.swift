@@ -47,6 +47,16 @@ public struct ServiceSettings: Sendable {
         sources[spec.key] = "default"
       }
     }
+    if let key = values["vaultKey"]?.stringValue, SecretBox.key(hex: key) == nil {
+      throw ConfigError(
+        "invalid \(sources["vaultKey"] ?? "vaultKey"): 'vaultKey' must be 64 hex digits (32 "
+          + "bytes); generate one with: openssl rand -hex 32")
+    }
+    if let secret = values["webhookSecret"]?.stringValue, secret.isEmpty {
+      throw ConfigError(
+        "invalid \(sources["webhookSecret"] ?? "webhookSecret"): 'webhookSecret' is empty; "
+          + "remove it to use the generated secret")
+    }
   }
 
   private mutating func set(_ spec: SettingSpec, _ value: JSONValue, source: String) {
@@ -103,10 +113,33 @@ public struct ServiceSettings: Sendable {
         default: object[spec.key] = "***"
         }
       } else {
-        object[spec.key] = value
+        object[spec.key] = Self.maskingNestedSecrets(value)
       }
     }
     return .object(object)
+  }
+
+  /// Masks values that look like credentials inside a setting: members whose names are
+  /// credential-like (a plugin's `headers.Authorization`, a `token`) and URL passwords.
+  public static func maskingNestedSecrets(_ value: JSONValue) -> JSONValue {
+    switch value {
+    case .object(let members):
+      var masked: [String: JSONValue] = [:]
+      for (name, member) in members {
+        if TaskPresenter.isSensitiveHeader(name), member.stringValue != nil {
+          masked[name] = "***"
+        } else {
+          masked[name] = maskingNestedSecrets(member)
+        }
+      }
+      return .object(masked)
+    case .array(let items):
+      return .array(items.map(maskingNestedSecrets))
+    case .string(let text):
+      return .string(TaskPresenter.maskedURL(text))
+    default:
+      return value
+    }
   }
 
   /// Builds the service's options from the settings.

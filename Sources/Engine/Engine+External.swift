@@ -27,7 +27,9 @@ extension Engine {
     throws(StorageError) -> (taskId: String, requestHash: String)?
   {
     var handles: [(hash: String, kind: String)] = []
-    if let token = parsed.signalToken { handles.append((Crypto.sha256Hex(token), "signal")) }
+    if let token = signalToken(for: parsed.task) {
+      handles.append((Crypto.sha256Hex(token), "signal"))
+    }
     if let id = parsed.callbackId { handles.append((Crypto.sha256Hex(id), "callback")) }
     if handles.isEmpty {
       return try createTask(parsed.task, idempotencyKey: idempotencyKey, requestHash: requestHash)
@@ -44,6 +46,15 @@ extension Engine {
     }
     try createTask(parsed.task, handles: handles)
     return nil
+  }
+
+  /// The task's signal token, or nil when it does not wait for a signal. The token is an HMAC
+  /// of the task id under the vault key, so it can be shown again (to a repeated idempotent
+  /// create) although only its hash is stored.
+  public func signalToken(for task: TaskRecord) -> String? {
+    guard task.waitForSignal == true else { return nil }
+    let key = config.vaultKey.map { String(format: "%02x", $0) }.joined()
+    return Crypto.hmacSHA256Hex(key: key, message: Array("signal:\(task.id)".utf8))
   }
 
   /// Parks a task whose call succeeded until its signal or callback arrives.
@@ -116,7 +127,7 @@ extension Engine {
           "vault token \(id) in header '\(request.headers[index].0)' was deleted or cannot be "
             + "decrypted")
       }
-      Redactor.shared.register(secret)
+      for form in TaskRecord.secretForms(of: secret) { Redactor.shared.register(form) }
       request.headers[index].1 = secret
     }
     return nil
@@ -133,7 +144,7 @@ extension Engine {
       id: "tok_" + Crypto.randomHex(bytes: 16), teamId: teamId, name: name, sealedValue: sealed,
       createdAt: Timestamp.now())
     try store.insertToken(token)
-    Redactor.shared.register(value)
+    for form in TaskRecord.secretForms(of: value) { Redactor.shared.register(form) }
     return token
   }
 }

@@ -76,7 +76,9 @@ extension Engine {
     case .wait:
       let seconds = Int(task.maxWaitTime ?? 30)
       let what = task.waitForSignal == true ? "signal" : "callback"
-      end(&task, .timeout, error: "no \(what) arrived within maxWaitTime (\(seconds) s)")
+      end(
+        &task, .timeout, error: "no \(what) arrived within maxWaitTime (\(seconds) s)",
+        code: "\(what)_timeout")
       try await commit(&task)
     case .call:
       if task.isProviderTask {
@@ -123,13 +125,14 @@ extension Engine {
   ) {
     let now = Timestamp.now()
     task.status = status
-    task.error = error.map { task.redactingSecrets($0) }
+    task.error = error.map { scrub($0, for: task) }
     task.errorCode = code
     task.completedAt = now
     task.updatedAt = now
     task.nextRunAt = nil
     task.requestInFlight = false
     task.fetchRequest = nil
+    if status != .cancelled { task.cancelRequested = false }
     if status == .completed { task.progress = 1 }
   }
 
@@ -207,7 +210,7 @@ extension Engine {
     task.retryCount += 1
     task.nextRunAt = Timestamp.now() + seconds * config.delayScale
     task.updatedAt = Timestamp.now()
-    task.error = task.redactingSecrets(reason)
+    task.error = scrub(reason, for: task)
     logger.info(
       "call failed; retrying",
       fields(task) + [
@@ -506,7 +509,7 @@ extension Engine {
   private func pollFailed(_ task: inout TaskRecord, reason: String, after: Double?) {
     noteEventState(task.id, "retry")
     task.pollErrors += 1
-    task.error = task.redactingSecrets(reason)
+    task.error = scrub(reason, for: task)
     let interval = task.pollConfigValue(catalog)["interval"]?.doubleValue ?? 5
     let wait =
       (after ?? Backoff.pollDelay(interval: interval, errors: task.pollErrors)) * config.delayScale

@@ -60,11 +60,9 @@ public struct TaskRequestParser: Sendable {
   /// The placeholder replaced by a task's own callback URL.
   public static let callbackPlaceholder = "{asyncqueue_callback_url}"
 
-  /// A parsed task with the one-time secrets made for it.
+  /// A parsed task with the callback id made for it.
   public struct Parsed: Sendable {
     public var task: TaskRecord
-    /// The token for `POST /v1/signals/{token}`, when `waitForSignal` is true.
-    public var signalToken: String?
     /// The id in the task's `/v1/callbacks/{id}` URL, when the placeholder was used.
     public var callbackId: String?
   }
@@ -169,18 +167,14 @@ public struct TaskRequestParser: Sendable {
     } else {
       task.nextRunAt = now
     }
-    var signalToken: String?
-    if waitForSignal {
-      task.waitForSignal = true
-      signalToken = Crypto.randomHex(bytes: 32)
-    }
+    if waitForSignal { task.waitForSignal = true }
     // maxWaitTime bounds the wait after a plain call; a provider task waits for its job.
     if waitForSignal || (callbackId != nil && !task.isProviderTask) {
       task.maxWaitTime = try number(
         fields["maxWaitTime"], field: "maxWaitTime", range: 1...86400, default: 30)
     }
     if let callbackId, let callbackBase { task.callbackUrl = callbackBase + callbackId }
-    return Parsed(task: task, signalToken: signalToken, callbackId: callbackId)
+    return Parsed(task: task, callbackId: callbackId)
   }
 
   private func httpURL(_ value: JSONValue?, field: String, required: Bool) throws(RequestError)

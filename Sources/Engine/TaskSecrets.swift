@@ -8,10 +8,7 @@ extension TaskRecord {
   var secrets: [String] {
     var found: [String] = []
     for (name, value) in headers where TaskPresenter.isSensitiveHeader(name) {
-      found.append(value)
-      if let space = value.firstIndex(of: " ") {
-        found.append(String(value[value.index(after: space)...]))
-      }
+      found.append(contentsOf: Self.secretForms(of: value))
     }
     for url in [targetUrl, onCompleteUrl].compactMap({ $0 }) {
       if let password = URLComponents(string: url)?.password, !password.isEmpty {
@@ -20,6 +17,15 @@ extension TaskRecord {
     }
     // Longest first, so a whole header value is masked before the token inside it.
     return found.filter { $0.count >= 4 }.sorted { $0.count > $1.count }
+  }
+
+  /// A credential and, for `Scheme token` values such as `Bearer abc`, the bare token.
+  static func secretForms(of value: String) -> [String] {
+    var forms = [value]
+    if let space = value.firstIndex(of: " ") {
+      forms.append(String(value[value.index(after: space)...]))
+    }
+    return forms
   }
 
   /// Returns `text` with every credential of this task replaced by `***`.
@@ -40,5 +46,23 @@ extension TaskPresenter {
     }
     components.password = "***"
     return components.string ?? url
+  }
+}
+
+extension Engine {
+  /// Returns `text` with the task's credentials replaced by `***`: its credential headers,
+  /// URL passwords, and the secrets of the vault tokens its headers name.
+  func scrub(_ text: String, for task: TaskRecord) -> String {
+    var result = task.redactingSecrets(text)
+    for (_, value) in task.headers where value.hasPrefix("tok_") {
+      guard let token = try? store.token(id: value), token.teamId == task.teamId,
+        let secret = SecretBox.open(token.sealedValue, key: config.vaultKey)
+      else { continue }
+      for form in TaskRecord.secretForms(of: secret).sorted(by: { $0.count > $1.count })
+      where form.count >= 4 {
+        result = result.replacingOccurrences(of: form, with: "***")
+      }
+    }
+    return result
   }
 }

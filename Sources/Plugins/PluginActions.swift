@@ -67,6 +67,8 @@ struct FinishActions {
   var requests: [Request] = []
 
   init(_ value: JSONValue) throws(InvalidReturn) {
+    // Returning nothing means no actions.
+    if value.isNull { return }
     guard let fields = value.objectValue else {
       throw InvalidReturn(description: "expected a table with result_fields, downloads or requests")
     }

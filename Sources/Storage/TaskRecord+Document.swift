@@ -164,7 +164,8 @@ private struct DocumentReader {
 
   func resultFile() throws(StorageError) -> ResultFile? {
     guard let found = value("resultFile") else { return nil }
-    guard let name = found["name"]?.stringValue, let contentType = found["contentType"]?.stringValue,
+    guard let name = found["name"]?.stringValue,
+      let contentType = found["contentType"]?.stringValue,
       let size = found["size"]?.intValue
     else { throw invalid("resultFile", "an object with name, contentType and size") }
     return ResultFile(name: name, contentType: contentType, size: size)

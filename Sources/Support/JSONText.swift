@@ -183,7 +183,8 @@ enum JSONText {
       while index < bytes.count {
         let byte = bytes[index]
         if byte == UInt8(ascii: "\"") {
-          let text = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+          let text = String(
+            validating: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
           index += 1
           return text
         }
@@ -275,14 +276,16 @@ enum JSONText {
       {
         isInteger = false
         index += 1
-        if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-")
+        if index < bytes.count,
+          bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-")
         {
           index += 1
         }
         guard index < bytes.count, isDigit(bytes[index]) else { return nil }
         while index < bytes.count, isDigit(bytes[index]) { index += 1 }
       }
-      let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+      let text = String(
+        decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
       if isInteger, let integer = Int64(text) { return .int(integer) }
       guard let double = Double(text), double.isFinite else { return nil }
       if let integer = Int64(exactly: double) { return .int(integer) }

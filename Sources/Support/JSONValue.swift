@@ -55,7 +55,9 @@ extension JSONValue {
   /// Parses JSON text. Top-level scalars are accepted.
   public static func parse(_ data: Data) throws(JSONParseError) -> JSONValue {
     let fast = data.withUnsafeBytes { raw in
-      JSONText.parse(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count))
+      JSONText.parse(
+        UnsafeBufferPointer(
+          start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count))
     }
     if let fast { return fast }
     return try parseWithFoundation(data)

@@ -139,6 +139,9 @@ private func createTask(_ flags: ParsedFlags) async {
     printJSON(response.json)
   } else {
     print(id)
+    // The one-time secrets appear only in the create response; show them too.
+    if let token = response.json["signalToken"]?.stringValue { print("signalToken \(token)") }
+    if let url = response.json["callbackUrl"]?.stringValue { print("callbackUrl \(url)") }
   }
 }
 

@@ -293,4 +293,62 @@ import Testing
     let sent = try JSONValue.parse(calls.first?.body ?? [])
     #expect(sent["notifyUrl"]?.stringValue == callbackUrl)
   }
+
+  @Test func echoedVaultSecretIsScrubbed() async throws {
+    let mock = MockProviderServer()
+    try mock.start()
+    let receiver = WebhookReceiver()
+    try receiver.start()
+    let service = try TestService()
+    defer {
+      service.stop()
+      mock.stop()
+      receiver.stop()
+    }
+    func token(_ value: String) async throws -> String {
+      let (_, json) = try await service.call(
+        "POST", "/v1/tokens",
+        body: JSONValue.object(["name": "t", "value": .string(value)]).serialized())
+      return json["token"]?["id"]?.stringValue ?? ""
+    }
+    let auth = try await token("Bearer r8_VAULTECHO_SECRET_123")
+    // The mock puts the scenario's reason into its error, so the provider echoes the secret.
+    let scenario = try await token(
+      "polls=1;outcome=fail;reason=key r8_VAULTECHO_SECRET_123 rejected")
+    let replicate = ProviderCase.all.first { $0.id == "replicate" }!
+    let id = try await service.createTask([
+      "targetUrl": .string(mock.baseURL + replicate.path), "provider": "replicate",
+      "headers": ["Authorization": .string(auth), "X-Mock-Scenario": .string(scenario)],
+      "body": .string(replicate.body), "onCompleteUrl": .string(receiver.url),
+    ])
+    let task = try await service.waitForEnd(id)
+    #expect(task["status"]?.stringValue == "failed")
+    #expect(task["error"]?.stringValue?.contains("***") == true, "\(task.serialized())")
+    #expect(!task.serialized().contains("VAULTECHO"))
+    let webhooks = await receiver.deliveries(count: 1, timeout: 10)
+    let webhookText = String(decoding: webhooks.first?.body ?? [], as: UTF8.self)
+    #expect(!webhookText.contains("VAULTECHO"))
+    #expect(!service.logLines.all.joined().contains("VAULTECHO"))
+  }
+
+  @Test func repeatedCreateShowsSignalTokenAgain() async throws {
+    let target = WebhookReceiver()
+    try target.start()
+    let service = try TestService()
+    defer {
+      service.stop()
+      target.stop()
+    }
+    let body = JSONValue.object([
+      "targetUrl": .string(target.url), "waitForSignal": true, "maxWaitTime": 3600,
+    ]).serialized()
+    let headers = [("Idempotency-Key", "signal-once")]
+    let (first, created) = try await service.call("POST", "/v1/tasks", body: body, headers: headers)
+    let (second, repeated) = try await service.call(
+      "POST", "/v1/tasks", body: body, headers: headers)
+    #expect(first == 201)
+    #expect(second == 200)
+    let token = try #require(created["signalToken"]?.stringValue)
+    #expect(repeated["signalToken"]?.stringValue == token)
+  }
 }

@@ -42,7 +42,9 @@ import Testing
       let expected = String(decoding: value.serializedWithFoundation(), as: UTF8.self)
       #expect(value.serialized() == expected, "document: \(text)")
     }
-    let numbers: [Double] = [1, 0.1, 1e-7, 1e21, 1e16, -0.0, Double.leastNonzeroMagnitude, 1.7976931348623157e308]
+    let numbers: [Double] = [
+      1, 0.1, 1e-7, 1e21, 1e16, -0.0, Double.leastNonzeroMagnitude, 1.7976931348623157e308,
+    ]
     for number in numbers {
       let value = JSONValue.double(number)
       let expected = String(decoding: value.serializedWithFoundation(), as: UTF8.self)

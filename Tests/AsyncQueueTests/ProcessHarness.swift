@@ -41,6 +41,8 @@ final class ServiceProcess: @unchecked Sendable {
       "serve", "--port", "0", "--data-dir", dataDirectory, "--api-key", TestService.apiKey,
       "--webhook-secret", TestService.webhookSecret, "--allow-private-network",
       "--builtin-providers-dir", repositoryRoot + "/providers",
+      // The tests create tasks faster than the default per-team limit allows.
+      "--rate-limit", "0",
     ]
     var environment = ProcessInfo.processInfo.environment
     environment["ASYNCQUEUE_DELAY_SCALE"] = String(delayScale)
