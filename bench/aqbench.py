@@ -123,6 +123,8 @@ class Service:
             self.process = subprocess.Popen(
                 [f"{BUILD}/asyncqueue", "serve", "--port", str(self.port), "--data-dir",
                  self.data, "--api-key", KEY, "--allow-private-network",
+                 # The per-team API rate limit would cap the load the benchmarks offer.
+                 "--rate-limit", "0",
                  "--builtin-providers-dir", os.path.join(ROOT, "providers")],
                 stdout=output, stderr=output, env=environment, cwd=ROOT)
         if not wait_until(self.healthy, wait):
