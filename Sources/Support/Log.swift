@@ -104,23 +104,51 @@ public final class Logger: Sendable {
 public final class Redactor: Sendable {
   public static let shared = Redactor()
 
-  private let secrets = Mutex<Set<String>>([])
+  public init() {}
+
+  /// Registered secrets keyed by their first four UTF-8 bytes, so redacting a line looks up
+  /// each position of the line once instead of scanning every secret.
+  private let secrets = Mutex<[UInt32: Set<String>]>([:])
 
   /// Registers a secret. Values shorter than 8 characters and plain lowercase words are
   /// ignored, because masking them would garble ordinary log text (a header such as
   /// `X-Auth-Mode: failed` must not hide the word "failed").
   public func register(_ secret: String) {
     guard secret.count >= 8, !secret.allSatisfy({ $0.isLowercase && $0.isLetter }) else { return }
-    _ = secrets.withLock { $0.insert(secret) }
+    let key = Self.prefixKey(Array(secret.utf8), at: 0)
+    secrets.withLock { table in _ = table[key, default: []].insert(secret) }
   }
 
   public func redact(_ text: String) -> String {
-    let current = secrets.withLock { $0 }
-    guard !current.isEmpty else { return text }
+    let bytes = Array(text.utf8)
+    guard bytes.count >= 4 else { return text }
+    var found: Set<String> = []
+    secrets.withLock { table in
+      guard !table.isEmpty else { return }
+      for index in 0...(bytes.count - 4) {
+        guard let candidates = table[Self.prefixKey(bytes, at: index)] else { continue }
+        for secret in candidates where Self.matches(secret, in: bytes, at: index) {
+          found.insert(secret)
+        }
+      }
+    }
+    guard !found.isEmpty else { return text }
     var result = text
-    for secret in current where result.contains(secret) {
+    // Longest first, so a whole credential is masked before a token inside it.
+    for secret in found.sorted(by: { $0.utf8.count > $1.utf8.count }) {
       result = result.replacingOccurrences(of: secret, with: "***")
     }
     return result
+  }
+
+  private static func prefixKey(_ bytes: [UInt8], at index: Int) -> UInt32 {
+    UInt32(bytes[index]) << 24 | UInt32(bytes[index + 1]) << 16 | UInt32(bytes[index + 2]) << 8
+      | UInt32(bytes[index + 3])
+  }
+
+  private static func matches(_ secret: String, in bytes: [UInt8], at index: Int) -> Bool {
+    let needle = Array(secret.utf8)
+    guard index + needle.count <= bytes.count else { return false }
+    return bytes[index..<(index + needle.count)].elementsEqual(needle)
   }
 }

@@ -114,3 +114,23 @@ func temporaryDirectory(_ name: String) -> String {
     #expect(Redactor.shared.redact("auth sk-live-abcdef123456 here") == "auth *** here")
   }
 }
+
+@Suite struct RedactorTests {
+  @Test func masksEachRegisteredSecretAmongMany() {
+    let redactor = Redactor()
+    for index in 0..<5000 { redactor.register("token-\(index)-abcdefgh") }
+    redactor.register("Bearer sk-live-123456789")
+    redactor.register("sk-live-123456789")
+    let line = "call failed with token-4321-abcdefgh and Bearer sk-live-123456789 here"
+    #expect(redactor.redact(line) == "call failed with *** and *** here")
+    #expect(redactor.redact("nothing secret") == "nothing secret")
+    #expect(redactor.redact("abc") == "abc")
+  }
+
+  @Test func ignoresShortValuesAndWords() {
+    let redactor = Redactor()
+    redactor.register("failed")
+    redactor.register("completed")
+    #expect(redactor.redact("task failed, then completed") == "task failed, then completed")
+  }
+}
