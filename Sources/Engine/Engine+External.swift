@@ -85,8 +85,7 @@ extension Engine {
       return .finished(task)
     }
     logger.info("\(kind) received", [("task", taskId), ("status", status)])
-    // A task whose call has not gone out yet keeps its schedule; the call's step applies it.
-    if task?.step != .call { wakeNow(taskId) }
+    wakeForResolution(taskId)
     return .accepted(task)
   }
 

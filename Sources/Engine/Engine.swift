@@ -448,6 +448,15 @@ public final class Engine: @unchecked Sendable {
     }
   }
 
+  /// Makes a task due now so it applies a signal or callback: at once when no step runs, else
+  /// right after the running one. A task whose call has not gone out keeps its schedule, and
+  /// the call's step applies the resolution once the call answers.
+  func wakeForResolution(_ id: String) {
+    let busy = lock.withLock { running.contains(id) }
+    let waitingForCall = lock.withLock { active[id]?.step == .call }
+    if busy || !waitingForCall { wakeNow(id) }
+  }
+
   /// Makes a task due now: at once when no step runs, else right after the running one.
   func wakeNow(_ id: String) {
     lock.withLock {

@@ -134,3 +134,33 @@ func temporaryDirectory(_ name: String) -> String {
     #expect(redactor.redact("task failed, then completed") == "task failed, then completed")
   }
 }
+
+@Suite struct TimestampTests {
+  @Test func formatsUTCWithMilliseconds() {
+    #expect(Timestamp.iso8601(seconds: 1_764_868_358.12) == "2025-12-04T17:12:38.120Z")
+    #expect(Timestamp.iso8601(seconds: 0) == "1970-01-01T00:00:00.000Z")
+  }
+
+  @Test func parsesRFC3339Forms() {
+    #expect(Timestamp.parse("2026-12-04T17:12:38Z")?.timeIntervalSince1970 == 1_796_404_358)
+    #expect(Timestamp.parse("2026-12-04T17:12:38.5Z")?.timeIntervalSince1970 == 1_796_404_358.5)
+    #expect(Timestamp.parse("2026-12-04T19:12:38+02:00")?.timeIntervalSince1970 == 1_796_404_358)
+    #expect(Timestamp.parse("2026-12-04T15:12:38-02:00")?.timeIntervalSince1970 == 1_796_404_358)
+    #expect(Timestamp.parse("2028-02-29T00:00:00Z") != nil)
+  }
+
+  @Test func rejectsMalformedDates() {
+    for text in [
+      "2027-02-30T00:00:00Z", "2026-13-01T00:00:00Z", "2026-12-04", "2026-12-04T17:12:38",
+      "2026-12-04T25:00:00Z", "yesterday", "2026-12-04T17:12:38.Z", "2026-12-04T17:12:38Zjunk",
+    ] {
+      #expect(Timestamp.parse(text) == nil, "\(text)")
+    }
+  }
+
+  @Test func roundTripsThroughFormatter() {
+    let now = Timestamp.now()
+    let parsed = Timestamp.parse(Timestamp.iso8601(seconds: now))?.timeIntervalSince1970 ?? 0
+    #expect(abs(parsed - now) < 0.001)
+  }
+}
