@@ -10,8 +10,10 @@ public enum TaskPresenter {
   ]
 
   public static func isSensitiveHeader(_ name: String) -> Bool {
+    // The standard library's search; Foundation's `contains` goes through CFString and showed
+    // in the create path's profile.
     let lowered = name.lowercased()
-    return sensitiveHeaderParts.contains { lowered.contains($0) }
+    return sensitiveHeaderParts.contains { lowered.firstRange(of: $0) != nil }
   }
 
   public static func maskedHeaders(_ headers: [String: String]) -> JSONValue {

@@ -41,6 +41,8 @@ extension TaskRecord {
 extension TaskPresenter {
   /// Returns the URL with any password replaced by `***`.
   public static func maskedURL(_ url: String) -> String {
+    // Only a URL with user information can hold a password; skip parsing the others.
+    guard url.utf8.contains(UInt8(ascii: "@")) else { return url }
     guard var components = URLComponents(string: url), components.password != nil else {
       return url
     }
