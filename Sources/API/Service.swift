@@ -237,7 +237,7 @@ public final class Service: @unchecked Sendable {
     return nil
   }
 
-  /// The vault key: from the options, else from `vault.key` in the data directory, which is
+  /// Returns the vault key: from the options, else from `vault.key` in the data directory, which is
   /// created (owner-only) with a random key when missing.
   static func vaultKey(_ options: ServiceOptions) throws -> [UInt8] {
     if let given = options.vaultKey {
@@ -349,8 +349,9 @@ final class DataDirectoryLock: @unchecked Sendable {
     guard descriptor >= 0 else {
       throw ServiceError(message: "cannot open \(path): \(String(cString: strerror(errno)))")
     }
+    // A failed init still runs deinit, which closes the descriptor: closing it here as well
+    // would close whatever file or socket reused the number in between.
     guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
-      close(descriptor)
       throw ServiceError(
         message:
           "another asyncqueue service is using the data directory \(directory); stop it or "
@@ -364,7 +365,7 @@ final class DataDirectoryLock: @unchecked Sendable {
   /// Releases the lock; later calls do nothing.
   func release() {
     lock.withLock {
-      guard !released else { return }
+      guard !released, descriptor >= 0 else { return }
       released = true
       flock(descriptor, LOCK_UN)
       close(descriptor)

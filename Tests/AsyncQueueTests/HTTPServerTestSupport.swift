@@ -101,14 +101,14 @@ final class RawHTTPConnection {
       }
     }
     guard result == 0 else {
-      let code = errno
-      close(socket)
-      throw TestClientError(description: "connect to \(host):\(port) failed: errno \(code)")
+      // No close here: the instance is fully initialised, so throwing runs deinit, which closes
+      // the socket. Closing it twice could close a descriptor the process has reused since.
+      throw TestClientError(description: "connect to \(host):\(port) failed: errno \(errno)")
     }
   }
 
   deinit {
-    close(socket)
+    if socket >= 0 { close(socket) }
   }
 
   /// Writes raw bytes, for requests that a well-behaved client would not send.
