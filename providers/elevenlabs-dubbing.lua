@@ -53,14 +53,8 @@ local function poll(ctx)
 end
 
 local function on_poll(ctx)
-  local response = ctx.response
-  if not pollconfig.is_success(response.statusCode) then
-    return pollconfig.poll_failure_verdict(response, "poll")
-  end
-  local body, message = pollconfig.decode_body(response)
-  if type(body) ~= "table" then
-    return pollconfig.retry("poll response is not JSON: " .. tostring(message), response)
-  end
+  local body, failure = pollconfig.poll_body(ctx.response)
+  if body == nil then return failure end
   local status = pollconfig.as_text(body.status)
   if status == "dubbed" then
     local language = ctx.job.language

@@ -59,14 +59,8 @@ local function poll(ctx)
 end
 
 local function on_poll(ctx)
-  local response = ctx.response
-  if not pollconfig.is_success(response.statusCode) then
-    return pollconfig.poll_failure_verdict(response, "poll")
-  end
-  local generation, message = pollconfig.decode_body(response)
-  if type(generation) ~= "table" then
-    return pollconfig.retry("poll response is not JSON: " .. tostring(message), response)
-  end
+  local generation, failure = pollconfig.poll_body(ctx.response)
+  if generation == nil then return failure end
   return verdict_of(generation)
 end
 

@@ -85,14 +85,8 @@ local function poll(ctx)
 end
 
 local function on_poll(ctx)
-  local response = ctx.response
-  if not pollconfig.is_success(response.statusCode) then
-    return pollconfig.poll_failure_verdict(response, "poll")
-  end
-  local prediction, message = pollconfig.decode_body(response)
-  if type(prediction) ~= "table" then
-    return pollconfig.retry("poll response is not JSON: " .. tostring(message), response)
-  end
+  local prediction, failure = pollconfig.poll_body(ctx.response)
+  if prediction == nil then return failure end
   return finished_verdict(prediction) or running_verdict(prediction)
 end
 

@@ -2,7 +2,7 @@ import Foundation
 
 /// Delays between retries.
 enum Backoff {
-  /// The delay before retry number `attempt` (1-based) of a plain call: exponential doubles
+  /// Returns the delay before retry number `attempt` (1-based) of a plain call: exponential doubles
   /// from 1 s (1, 2, 4, 8, 16 s), linear adds 1 s each time (1, 2, 3 s). Jitter of up to ±20 %
   /// spreads retries of many tasks that failed together.
   static func callDelay(attempt: Int, mode: String) -> Double {
@@ -10,14 +10,14 @@ enum Backoff {
     return jittered(min(base, 300))
   }
 
-  /// The delay after `errors` failed polls in a row: the interval, doubled per error, at most
+  /// Returns the delay after `errors` failed polls in a row: the interval, doubled per error, at most
   /// 60 s (or the interval, when that is longer).
   static func pollDelay(interval: Double, errors: Int) -> Double {
     let doubled = interval * pow(2, Double(min(max(errors - 1, 0), 6)))
     return jittered(min(doubled, max(60, interval)))
   }
 
-  /// The delay before webhook attempt `attempt + 1`: 2, 4, 8 s … doubling to at most one hour.
+  /// Returns the delay before webhook attempt `attempt + 1`: 2, 4, 8 s … doubling to at most one hour.
   static func webhookDelay(attempt: Int) -> Double {
     jittered(min(pow(2, Double(attempt)), 3600))
   }

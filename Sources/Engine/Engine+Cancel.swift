@@ -16,8 +16,8 @@ public enum CancelOutcome: Sendable {
 }
 
 extension Engine {
-  /// Cancels a task of `teamId`. A task not yet submitted ends at once; a polling task asks
-  /// its provider to cancel through the template's cancel hook.
+  /// Cancels a task of `teamId`. A task not yet submitted ends at once. A polling task
+  /// requests cancellation from its provider through the template's cancel hook.
   public func cancel(id: String, teamId: String) throws(StorageError) -> CancelOutcome {
     guard let task = try task(id: id, teamId: teamId) else { return .notFound }
     if task.status.isTerminal { return .finished(task) }

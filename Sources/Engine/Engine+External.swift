@@ -48,7 +48,7 @@ extension Engine {
     return nil
   }
 
-  /// The task's signal token, or nil when it does not wait for a signal. The token is an HMAC
+  /// Returns the task's signal token, or nil when it does not wait for a signal. The token is an HMAC
   /// of the task id under the vault key, so it can be shown again (to a repeated idempotent
   /// create) although only its hash is stored.
   public func signalToken(for task: TaskRecord) -> String? {

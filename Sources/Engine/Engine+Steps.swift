@@ -224,7 +224,7 @@ extension Engine {
   /// The largest response a plain call reads at all.
   static let plainResponseLimit = 16 << 20
 
-  /// The result of a plain call. A body that is not UTF-8 text is kept as base64
+  /// Builds the result of a plain call. A body that is not UTF-8 text is kept as base64
   /// (`bodyEncoding: "base64"`); one over `plainBodyLimit` is cut (`bodyTruncated: true`).
   private func plainResult(_ response: ClientResponse) -> JSONValue {
     let kept = Array(response.body.prefix(Self.plainBodyLimit))
@@ -484,7 +484,7 @@ extension Engine {
     }
   }
 
-  /// The value at the pollConfig's `statusPath` in a JSON response body, if there is one.
+  /// Returns the value at the pollConfig's `statusPath` in a JSON response body, if there is one.
   private func statusValue(in response: ClientResponse, task: TaskRecord) -> String? {
     guard let path = task.pollConfigValue(catalog)["statusPath"]?.stringValue, !path.isEmpty,
       response.headers["content-type"]?.contains("json") ?? true,

@@ -226,7 +226,8 @@ public final class Engine: @unchecked Sendable {
     return nil
   }
 
-  /// The task, from memory while active, else from the store; nil for another team's task.
+  /// Returns the task, from memory while active, else from the store; nil for another team's
+  /// task.
   public func task(id: String, teamId: String) throws(StorageError) -> TaskRecord? {
     lock.lock()
     let cached = active[id]
@@ -255,7 +256,7 @@ public final class Engine: @unchecked Sendable {
     lock.unlock()
   }
 
-  /// The path of a task's stored result file.
+  /// Returns the path of a task's stored result file.
   public func resultFilePath(_ task: TaskRecord) -> String? {
     guard let file = task.resultFile else { return nil }
     return (resultDirectory(task.id) as NSString).appendingPathComponent(file.name)
@@ -342,7 +343,7 @@ public final class Engine: @unchecked Sendable {
   /// The `providerLimits` id whose override applies to custom pollConfig tasks.
   public static let customLimitsId = "custom"
 
-  /// The limiter key and limits for a task's requests: its template's (or the operator's
+  /// Returns the limiter key and limits for a task's requests: its template's (or the operator's
   /// override), or per target host for a custom pollConfig. Plain calls are not limited.
   private func limitKey(_ task: TaskRecord) -> (String, ProviderLimits)? {
     var key: String
@@ -450,11 +451,10 @@ public final class Engine: @unchecked Sendable {
 
   /// Makes a task due now so it applies a signal or callback: at once when no step runs, else
   /// right after the running one. A task whose call has not gone out keeps its schedule, and
-  /// the call's step applies the resolution once the call answers.
+  /// the call's step applies the resolution once the call returns.
   func wakeForResolution(_ id: String) {
-    let busy = lock.withLock { running.contains(id) }
-    let waitingForCall = lock.withLock { active[id]?.step == .call }
-    if busy || !waitingForCall { wakeNow(id) }
+    let wake = lock.withLock { running.contains(id) || active[id]?.step != .call }
+    if wake { wakeNow(id) }
   }
 
   /// Makes a task due now: at once when no step runs, else right after the running one.

@@ -339,7 +339,7 @@ public struct TaskRequestParser: Sendable {
     return date.timeIntervalSince1970
   }
 
-  /// Whether the `YYYY-MM-DD` at the start of an ISO 8601 text names a real day; the date
+  /// Returns whether the `YYYY-MM-DD` at the start of an ISO 8601 text names a real day; the date
   /// parser quietly rolls 2027-02-30 over to March.
   static func calendarDateExists(_ text: String) -> Bool {
     let parts = text.prefix(10).split(separator: "-").compactMap { Int($0) }

@@ -19,7 +19,7 @@ extension TaskRecord {
     return found.filter { $0.count >= 4 }.sorted { $0.count > $1.count }
   }
 
-  /// A credential and, for `Scheme token` values such as `Bearer abc`, the bare token.
+  /// Returns a credential and, for `Scheme token` values such as `Bearer abc`, the bare token.
   static func secretForms(of value: String) -> [String] {
     var forms = [value]
     if let space = value.firstIndex(of: " ") {

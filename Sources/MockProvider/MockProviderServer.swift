@@ -31,7 +31,7 @@ public final class MockProviderServer: @unchecked Sendable {
   private var recorded: [RecordedRequest] = []
   // Submits per provider name, counted even when requests are not recorded.
   private var submits: [String: Int] = [:]
-  // Requests being answered now, and the peak, per provider name.
+  // Requests being handled now, and the peak, per provider name.
   private var inFlight: [String: Int] = [:]
   private var peakInFlight: [String: Int] = [:]
   private var server: HTTPServer?
@@ -141,7 +141,7 @@ public final class MockProviderServer: @unchecked Sendable {
     return api.handle(request, segments: Array(segments.dropFirst()), mock: mock)
   }
 
-  /// The most requests to one provider that were being answered at the same time.
+  /// The most requests to one provider that were being handled at the same time.
   public func peakConcurrentRequests(provider: String) -> Int {
     guard let api = api(named: provider) else { return 0 }
     return lock.withLock { peakInFlight[api.name] ?? 0 }

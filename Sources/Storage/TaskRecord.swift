@@ -14,7 +14,7 @@ public enum TaskStatus: String, Codable, Sendable, CaseIterable {
   }
 }
 
-/// What the engine does the next time a task is due.
+/// The engine's action the next time a task is due.
 public enum TaskStep: String, Codable, Sendable {
   /// Send the task's own HTTP call (a plain task), or the provider submit.
   case call
@@ -61,7 +61,7 @@ public struct TaskRecord: Codable, Sendable, Equatable {
   public var delayUntil: Double?
   public var retryCount: Int = 0
   public var pollCount: Int = 0
-  /// Polls that failed in transit or got an error answer (429, 5xx, a body that is not JSON).
+  /// Polls that failed in transit or got an error response (429, 5xx, a body that is not JSON).
   public var pollErrors: Int = 0
   public var result: JSONValue?
   public var error: String?
@@ -180,7 +180,7 @@ public struct TaskEvent: Sendable, Equatable {
   /// `submit`, `call`, `poll`, `fetch`, `cancel` or `delivery`.
   public var kind: String
   public var statusCode: Int?
-  /// The state the engine mapped the answer to (`running`, `completed`, `retry`, …).
+  /// The state the engine mapped the response to (`running`, `completed`, `retry`, …).
   public var state: String?
   public var latencyMs: Int?
   public var error: String?

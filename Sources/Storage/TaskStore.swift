@@ -35,7 +35,7 @@ public protocol TaskStore: Sendable {
   func saveTask(_ task: TaskRecord, delivery: DeliveryRecord?, events: [TaskEvent])
     throws(StorageError)
   func task(id: String) throws(StorageError) -> TaskRecord?
-  /// Every task that is not terminal.
+  /// Returns every task that is not terminal.
   func activeTasks() throws(StorageError) -> [TaskRecord]
   func listTasks(_ query: TaskQuery) throws(StorageError) -> (tasks: [TaskRecord], total: Int)
 
@@ -44,7 +44,7 @@ public protocol TaskStore: Sendable {
   func deliveries(taskId: String) throws(StorageError) -> [DeliveryRecord]
   func attempts(deliveryId: Int64) throws(StorageError) -> [DeliveryAttempt]
 
-  /// A task's timeline, oldest first.
+  /// Returns a task's timeline, oldest first.
   func events(taskId: String) throws(StorageError) -> [TaskEvent]
   /// Deliveries of a team's tasks: `pending` (will be tried again), `delivered` or `abandoned`
   /// (gave up after the retention period), newest first.
@@ -53,7 +53,7 @@ public protocol TaskStore: Sendable {
   /// Queues a new delivery of the same payload; returns it with its id.
   func insertDelivery(_ delivery: DeliveryRecord) throws(StorageError) -> DeliveryRecord
 
-  /// The task created earlier with this idempotency key and the hash of its request, if the key
+  /// Returns the task created earlier with this idempotency key and the hash of its request, if the key
   /// was used after `since`.
   func idempotentTask(teamId: String, key: String, since: Double) throws(StorageError)
     -> (taskId: String, requestHash: String)?
@@ -80,7 +80,7 @@ public protocol TaskStore: Sendable {
   func setSetting(_ key: String, _ value: String) throws(StorageError)
 
   func addAPIKey(hash: String, teamId: String, label: String) throws(StorageError)
-  /// The team of the key with this SHA-256 hash, or nil.
+  /// Returns the team of the key with this SHA-256 hash, or nil.
   func team(forKeyHash hash: String) throws(StorageError) -> String?
   func apiKeyCount() throws(StorageError) -> Int
 }

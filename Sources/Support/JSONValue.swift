@@ -74,7 +74,7 @@ extension JSONValue {
   }
 
   /// Explains why `data` is not JSON. JSONSerialization's message names the problem and its
-  /// position; JSONDecoder's only says the data is invalid.
+  /// position; JSONDecoder's only reports that the data is invalid.
   private static func describeInvalid(_ data: Data) -> String {
     do {
       _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])

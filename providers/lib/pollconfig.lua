@@ -174,6 +174,20 @@ function M.poll_failure_verdict(response, what)
   return M.non_success_verdict(response, what)
 end
 
+-- Decodes a status response's JSON body. Returns the body, or nil and the verdict for a
+-- response that cannot be read: a non-2xx answer (through poll_failure_verdict) or a body that
+-- is not a JSON object (retried).
+function M.poll_body(response)
+  if not M.is_success(response.statusCode) then
+    return nil, M.poll_failure_verdict(response, "poll")
+  end
+  local body, message = M.decode_body(response)
+  if type(body) ~= "table" then
+    return nil, M.retry("poll response is not JSON: " .. tostring(message), response)
+  end
+  return body
+end
+
 local dropped_headers = {
   ["content-type"] = true,
   ["content-length"] = true,
