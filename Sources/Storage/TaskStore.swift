@@ -83,6 +83,25 @@ public protocol TaskStore: Sendable {
   /// Returns the team of the key with this SHA-256 hash, or nil.
   func team(forKeyHash hash: String) throws(StorageError) -> String?
   func apiKeyCount() throws(StorageError) -> Int
+  /// Stores the hash of a new key and returns its record.
+  func createAPIKey(hash: String, teamId: String, label: String) throws(StorageError)
+    -> APIKeyRecord
+  /// Returns every key, revoked ones included, oldest first.
+  func apiKeys() throws(StorageError) -> [APIKeyRecord]
+  /// Marks a key revoked; returns false when no key has this id. Revoking twice keeps the
+  /// first time.
+  @discardableResult
+  func revokeAPIKey(id: String) throws(StorageError) -> Bool
+  /// Returns the team's webhook signing secret, created with `makeSecret` and stored on first
+  /// use.
+  func teamSecret(_ teamId: String, makeSecret: () -> String) throws(StorageError) -> String
+  /// Returns the team's stored webhook secret, or nil when the team has none yet.
+  func storedTeamSecret(_ teamId: String) throws(StorageError) -> String?
+  /// Task counts grouped by status and provider; a nil provider is a plain call or a task
+  /// with its own pollConfig.
+  func taskCounts() throws(StorageError) -> [(status: String, provider: String?, count: Int)]
+  /// Runs a trivial query, to check that the database responds.
+  func ping() throws(StorageError)
 }
 
 extension TaskStore {
