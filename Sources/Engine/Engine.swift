@@ -37,6 +37,12 @@ public struct EngineConfig: Sendable {
   public var shutdownGrace: Double = 10
   /// The 32-byte key that encrypts vault tokens at rest.
   public var vaultKey: [UInt8] = Array(repeating: 0, count: 32)
+  /// This node's name in task leases, when the store is shared by several nodes. Each start
+  /// takes a fresh one, so two nodes never share a name.
+  public var nodeId: String = "node-" + Crypto.randomHex(bytes: 6)
+  /// Seconds a node's claim on a task lasts without renewal: how long the tasks of a node that
+  /// died wait before another node takes them over.
+  public var leaseTimeout: Double = 15
 
   public init(
     dataDirectory: String, publicURL: String, allowPrivateNetwork: Bool, webhookSecret: String,
