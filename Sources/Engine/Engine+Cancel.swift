@@ -28,15 +28,29 @@ extension Engine {
       shown.cancelRequested = true
       return .requested(shown)
     case .gone:
+      if let shared {
+        return try cancelElsewhere(task, shared)
+      }
       let stored = try self.task(id: id, teamId: teamId)
       return stored.map { .finished($0) } ?? .notFound
     case .claimed(let current):
-      let outcome = blocking { () async throws(StorageError) -> CancelOutcome in
-        defer { self.releaseClaim(id) }
-        return try await self.startCancel(current)
-      }
-      return try outcome.get()
+      return try cancelClaimed(current)
     }
+  }
+
+  /// Cancels a task this node has claimed, then gives the claim up.
+  func cancelClaimed(_ task: TaskRecord) throws(StorageError) -> CancelOutcome {
+    let outcome = blocking { () async -> Result<CancelOutcome, StorageError> in
+      let result: Result<CancelOutcome, StorageError>
+      do throws(StorageError) {
+        result = .success(try await self.startCancel(task))
+      } catch {
+        result = .failure(error)
+      }
+      await self.endClaim(task.id)
+      return result
+    }
+    return try outcome.get().get()
   }
 
   /// Applies a cancellation that arrived while the task's step was running.
@@ -44,7 +58,7 @@ extension Engine {
     _ = try await startCancel(task)
   }
 
-  private func startCancel(_ original: TaskRecord) async throws(StorageError) -> CancelOutcome {
+  func startCancel(_ original: TaskRecord) async throws(StorageError) -> CancelOutcome {
     var task = original
     task.cancelRequested = true
     task.updatedAt = Timestamp.now()

@@ -72,29 +72,40 @@ public final class Engine: @unchecked Sendable {
   let logger: Logger
   let webhooks: WebhookDispatcher
 
-  private let lock = NSLock()
+  let lock = NSLock()
   // Guarded by `lock`: the loaded templates and the Lua states that run them, replaced whole
   // by `replaceScripts`.
   private var loadedCatalog: ProviderCatalog
   private var loadedScripts: ScriptPool
-  // Guarded by `lock`.
-  private var active: [String: TaskRecord] = [:]
-  private var queue = DueQueue()
-  private var running: Set<String> = []
-  private var waiters: [String: [DispatchSemaphore]] = [:]
+  // Guarded by `lock`. In shared mode `active` holds only the tasks this node has claimed.
+  var active: [String: TaskRecord] = [:]
+  var queue = DueQueue()
+  var running: Set<String> = []
+  var waiters: [String: [DispatchSemaphore]] = [:]
   private var reportedStatuses: Set<String> = []
-  private var stopping = false
+  var stopping = false
   // Events of a step not yet committed, by task id; `commitNow` writes them with the task.
   private var pendingEvents: [String: [TaskEvent]] = [:]
   // Cancellations that arrived while the task's step was running; applied when it returns.
-  private var cancelWhenIdle: Set<String> = []
+  var cancelWhenIdle: Set<String> = []
   // Tasks to run again as soon as their running step returns (a signal or callback arrived).
-  private var wakeAfterStep: Set<String> = []
+  var wakeAfterStep: Set<String> = []
+  // Shared mode: claimed tasks another node asked to cancel, cancelled instead of a step.
+  var cancelBeforeStep: Set<String> = []
+  // Shared mode: tasks whose lease another node took over; this node forgets them.
+  var lostLeases: Set<String> = []
   let limiter = ProviderLimiter()
+  /// The store as several nodes share it, or nil when this process is its only user. With a
+  /// shared store the engine claims due tasks with leases instead of loading every active task.
+  let shared: SharedTaskStore?
+  let sharedLimiter: SharedLimiter?
+  let claimWake = DispatchSemaphore(value: 0)
+  let claimStopped = DispatchSemaphore(value: 0)
+  var claimThread: Thread?
   /// Runs every step and webhook attempt; see `EngineExecutor` for why not the global pool.
   public static let executor = EngineExecutor(threads: 4, name: "asyncqueue-engine")
 
-  private let wake = DispatchSemaphore(value: 0)
+  let wake = DispatchSemaphore(value: 0)
   private var schedulerThread: Thread?
   private let schedulerStopped = DispatchSemaphore(value: 0)
 
@@ -114,6 +125,12 @@ public final class Engine: @unchecked Sendable {
     self.config = config
     self.store = store
     self.logger = logger
+    let shared = store as? SharedTaskStore
+    self.shared = shared
+    self.sharedLimiter = shared.map {
+      SharedLimiter(
+        store: $0, node: config.nodeId, leaseTimeout: config.leaseTimeout, logger: logger)
+    }
     self.loadedCatalog = catalog
     self.loadedScripts = try ScriptPool(
       catalog: catalog, size: config.scriptStates, limits: config.scriptLimits, logger: logger)
@@ -124,12 +141,18 @@ public final class Engine: @unchecked Sendable {
       secretForTeam: { [config] team in config.signingSecret(forTeam: team) },
       metrics: config.metrics, logger: logger,
       retention: config.webhookRetention, timeout: config.webhookTimeout,
-      delayScale: config.delayScale)
+      delayScale: config.delayScale,
+      shared: shared.map { ($0, config.nodeId, config.leaseTimeout) })
     Redactor.shared.register(config.webhookSecret)
   }
 
   /// Loads unfinished work from the store and starts the scheduler and webhook delivery.
   public func start() throws(StorageError) {
+    if let shared {
+      try startShared(shared)
+      startScheduler()
+      return
+    }
     let tasks = try store.activeTasks()
     var recovered: [TaskRecord] = []
     for var task in tasks {
@@ -151,7 +174,10 @@ public final class Engine: @unchecked Sendable {
       logger.info("resuming unfinished tasks", [("count", String(recovered.count))])
     }
     try webhooks.start()
+    startScheduler()
+  }
 
+  private func startScheduler() {
     let thread = Thread { [unowned self] in self.schedulerLoop() }
     thread.name = "asyncqueue-scheduler"
     schedulerThread = thread
@@ -171,6 +197,10 @@ public final class Engine: @unchecked Sendable {
     guard !alreadyStopping, schedulerThread != nil else { return }
     wake.signal()
     schedulerStopped.wait()
+    if claimThread != nil {
+      claimWake.signal()
+      claimStopped.wait()
+    }
     let deadline = Date().addingTimeInterval(config.shutdownGrace)
     while Date() < deadline, lock.withLock({ !running.isEmpty }) {
       Thread.sleep(forTimeInterval: 0.01)
@@ -181,6 +211,7 @@ public final class Engine: @unchecked Sendable {
         "stopping with steps still in flight; they resume at the next start",
         [("count", String(abandoned))])
     }
+    if let shared { stopShared(shared) }
     webhooks.stop()
     client.shutdown()
   }
@@ -223,6 +254,12 @@ public final class Engine: @unchecked Sendable {
       try store.insertTask(task)
     }
     plugins?.taskCreated(task)
+    if shared != nil {
+      // Whichever node claims it first runs it.
+      claimWake.signal()
+      logger.debug("task created", fields(task))
+      return nil
+    }
     lock.lock()
     active[task.id] = task
     queue.push(id: task.id, at: task.nextRunAt ?? Timestamp.now(), priority: task.priority)
@@ -246,6 +283,10 @@ public final class Engine: @unchecked Sendable {
 
   /// Blocks until the task's status differs from `status` or `timeout` seconds pass.
   public func waitForStatusChange(id: String, from status: TaskStatus, timeout: Double) {
+    if shared != nil {
+      waitForSharedStatusChange(id: id, from: status, timeout: timeout)
+      return
+    }
     let signal = DispatchSemaphore(value: 0)
     lock.lock()
     if let current = active[id], current.status == status {
@@ -310,10 +351,12 @@ public final class Engine: @unchecked Sendable {
         ("Content-Type", isJSON ? "application/json" : "text/plain; charset=utf-8"))
     }
     let limited = limitKey(task)
-    if let (key, limits) = limited, !holdingLimit { await limiter.acquire(key, limits: limits) }
+    if let (key, limits) = limited, !holdingLimit {
+      await acquireLimit(key, limits, seconds: outgoing.timeout)
+    }
     let started = Timestamp.now()
     let outcome = await client.send(outgoing)
-    if let (key, _) = limited { limiter.release(key) }
+    if let (key, _) = limited { releaseLimit(key) }
     config.metrics.recordRequest(
       for: task, step: kind, outcome: outcome, seconds: Timestamp.now() - started)
     var event = TaskEvent(
@@ -330,11 +373,25 @@ public final class Engine: @unchecked Sendable {
   /// Waits for the task's provider limits ahead of `send(_:for:kind:holdingLimit:)`, so a
   /// submit is marked in flight only once it may leave.
   func acquireLimit(for task: TaskRecord) async {
-    if let (key, limits) = limitKey(task) { await limiter.acquire(key, limits: limits) }
+    if let (key, limits) = limitKey(task) { await acquireLimit(key, limits, seconds: task.timeout) }
   }
 
   func releaseLimit(for task: TaskRecord) {
-    if let (key, _) = limitKey(task) { limiter.release(key) }
+    if let (key, _) = limitKey(task) { releaseLimit(key) }
+  }
+
+  /// Waits for a limit slot, on this node or across the cluster; `seconds` bounds how long the
+  /// request holds it.
+  private func acquireLimit(_ key: String, _ limits: ProviderLimits, seconds: Double) async {
+    if let sharedLimiter {
+      await sharedLimiter.acquire(key, limits: limits, seconds: seconds)
+    } else {
+      await limiter.acquire(key, limits: limits)
+    }
+  }
+
+  private func releaseLimit(_ key: String) {
+    if let sharedLimiter { sharedLimiter.release(key) } else { limiter.release(key) }
   }
 
   /// Sets the mapped state on the task's latest uncommitted event.
@@ -377,8 +434,17 @@ public final class Engine: @unchecked Sendable {
       delivery = webhooks.makeDelivery(for: task, url: url, baseURL: config.publicURL)
     }
     let events = lock.withLock { pendingEvents.removeValue(forKey: task.id) ?? [] }
-    do {
-      try store.saveTask(task, delivery: delivery, events: events)
+    do throws(StorageError) {
+      if let shared {
+        guard try shared.saveHeldTask(task, node: config.nodeId, delivery: delivery, events: events)
+        else {
+          lock.withLock { _ = lostLeases.insert(task.id) }
+          throw StorageError(
+            "another node took over task \(task.id) after this node's lease expired")
+        }
+      } else {
+        try store.saveTask(task, delivery: delivery, events: events)
+      }
     } catch {
       lock.withLock { pendingEvents[task.id] = events + (pendingEvents[task.id] ?? []) }
       throw error
@@ -459,8 +525,14 @@ public final class Engine: @unchecked Sendable {
   /// right after the running one. A task whose call has not gone out keeps its schedule, and
   /// the call's step applies the resolution once the call returns.
   func wakeForResolution(_ id: String) {
-    let wake = lock.withLock { running.contains(id) || active[id]?.step != .call }
-    if wake { wakeNow(id) }
+    let (held, wake) = lock.withLock {
+      (active[id] != nil, running.contains(id) || active[id]?.step != .call)
+    }
+    if shared != nil && !held {
+      wakeElsewhere(id)
+    } else if wake {
+      wakeNow(id)
+    }
   }
 
   /// Makes a task due now: at once when no step runs, else right after the running one.
@@ -473,16 +545,6 @@ public final class Engine: @unchecked Sendable {
         wakeAfterStep.insert(id)
       } else {
         queue.push(id: id, at: Timestamp.now(), priority: task.priority)
-      }
-    }
-    wake.signal()
-  }
-
-  func releaseClaim(_ id: String) {
-    lock.withLock {
-      running.remove(id)
-      if let task = active[id], let next = task.nextRunAt {
-        queue.push(id: id, at: next, priority: task.priority)
       }
     }
     wake.signal()
@@ -528,12 +590,22 @@ public final class Engine: @unchecked Sendable {
     let snapshot = lock.withLock { active[id] }
     if var task = snapshot {
       do {
-        try await advance(&task)
+        if lock.withLock({ cancelBeforeStep.remove(id) != nil }) {
+          _ = try await startCancel(task)
+        } else {
+          try await advance(&task)
+        }
         let cancelNow = lock.withLock { cancelWhenIdle.remove(id) != nil && active[id] != nil }
         if cancelNow, let current = lock.withLock({ active[id] }) {
           try await cancelAfterStep(current)
         }
       } catch {
+        if lock.withLock({ lostLeases.remove(id) != nil }) {
+          logger.warn("lease lost; another node runs the task now", fields(task))
+          lock.withLock { _ = active.removeValue(forKey: id) }
+          await endClaim(id)
+          return
+        }
         logger.error(
           "cannot save task state; retrying in 5 s", fields(task) + [("error", "\(error)")])
         lock.withLock {
@@ -544,6 +616,13 @@ public final class Engine: @unchecked Sendable {
         }
       }
     }
+    await endClaim(id)
+  }
+
+  /// Ends this node's work on a task (a step or a cancellation) and schedules its next step.
+  /// In shared mode, a task not due soon goes back to the store for any node to claim.
+  func endClaim(_ id: String) async {
+    if let shared, await endSharedClaim(id, shared) { return }
     lock.withLock {
       running.remove(id)
       if wakeAfterStep.remove(id) != nil, var task = active[id] {

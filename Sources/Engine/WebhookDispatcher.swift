@@ -14,6 +14,10 @@ final class WebhookDispatcher: @unchecked Sendable {
   private let retention: Double
   private let timeout: Double
   private let delayScale: Double
+  /// Shared mode: deliveries are claimed from the store with leases instead of kept here.
+  private let shared: (store: SharedTaskStore, node: String, leaseTimeout: Double)?
+  /// Deliveries attempted at once in shared mode.
+  private static let sharedBatch = 64
 
   private let lock = NSLock()
   // Guarded by `lock`.
@@ -34,9 +38,10 @@ final class WebhookDispatcher: @unchecked Sendable {
   init(
     store: TaskStore, client: CurlClient, secretForTeam: @escaping @Sendable (String) -> String,
     metrics: ServiceMetrics, logger: Logger, retention: Double, timeout: Double,
-    delayScale: Double
+    delayScale: Double, shared: (SharedTaskStore, String, Double)? = nil
   ) {
     self.delayScale = delayScale
+    self.shared = shared
     self.store = store
     self.client = client
     self.secretForTeam = secretForTeam
@@ -58,7 +63,7 @@ final class WebhookDispatcher: @unchecked Sendable {
 
   /// Loads undelivered webhooks and starts the delivery thread.
   func start() throws(StorageError) {
-    let stored = try store.pendingDeliveries()
+    let stored = shared == nil ? try store.pendingDeliveries() : []
     lock.withLock {
       for delivery in stored { pending[delivery.id] = delivery }
       started = true
@@ -81,6 +86,10 @@ final class WebhookDispatcher: @unchecked Sendable {
   /// Queues a delivery that is already committed to the store. Deliveries are re-read from the
   /// store to learn their ids, so this takes the task id and looks the new row up.
   func enqueue(_ delivery: DeliveryRecord) {
+    guard shared == nil else {
+      wakeUp()
+      return
+    }
     guard let stored = try? store.deliveries(taskId: delivery.taskId) else { return }
     lock.withLock {
       for record in stored where record.nextAttemptAt != nil && record.deliveredAt == nil {
@@ -92,11 +101,18 @@ final class WebhookDispatcher: @unchecked Sendable {
     wake.signal()
   }
 
+  /// Looks for due deliveries now.
+  func wakeUp() { wake.signal() }
+
   private func loop() {
     while true {
       let now = Timestamp.now()
       var due: [DeliveryRecord] = []
       var nextAt = now + 1
+      if let shared {
+        due = claimShared(shared, now: now)
+        nextAt = now + 0.1
+      }
       let shouldStop = lock.withLock {
         if stopping { return true }
         for (id, delivery) in pending where !inFlight.contains(id) {
@@ -118,6 +134,23 @@ final class WebhookDispatcher: @unchecked Sendable {
       _ = wake.wait(timeout: .now() + max(0.005, min(nextAt - Timestamp.now(), 1)))
     }
     stopped.signal()
+  }
+
+  /// Claims due deliveries from the shared store, up to the batch size.
+  private func claimShared(
+    _ shared: (store: SharedTaskStore, node: String, leaseTimeout: Double), now: Double
+  ) -> [DeliveryRecord] {
+    let room = Self.sharedBatch - lock.withLock { inFlight.count }
+    guard room > 0 else { return [] }
+    do {
+      let claimed = try shared.store.claimDueDeliveries(
+        node: shared.node, now: now, leaseUntil: now + timeout + shared.leaseTimeout, limit: room)
+      lock.withLock { for delivery in claimed { inFlight.insert(delivery.id) } }
+      return claimed
+    } catch {
+      logger.warn("cannot claim webhook deliveries; retrying", [("error", "\(error)")])
+      return []
+    }
   }
 
   private func attempt(_ original: DeliveryRecord) async {
