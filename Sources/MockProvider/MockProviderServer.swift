@@ -34,6 +34,9 @@ public final class MockProviderServer: @unchecked Sendable {
   // Requests being handled now, and the peak, per provider name.
   private var inFlight: [String: Int] = [:]
   private var peakInFlight: [String: Int] = [:]
+  // Reads (GET) of each job path being handled now, and the paths read twice at once.
+  private var readsInFlight: [String: Int] = [:]
+  private var overlapping: [String] = []
   private var server: HTTPServer?
   private let requestedPort: UInt16
   private let recordsRequests: Bool
@@ -132,13 +135,33 @@ public final class MockProviderServer: @unchecked Sendable {
         404, "{\"error\":\"no mock provider route for \(request.method) \(request.path)\"}")
     }
     let mock = MockContext(store: store, baseURL: baseURL)
+    let isRead = request.method == "GET"
     lock.withLock {
       let now = (inFlight[api.name] ?? 0) + 1
       inFlight[api.name] = now
       peakInFlight[api.name] = max(peakInFlight[api.name] ?? 0, now)
+      if isRead {
+        let reads = (readsInFlight[request.path] ?? 0) + 1
+        readsInFlight[request.path] = reads
+        if reads > 1 { overlapping.append(request.path) }
+      }
     }
-    defer { lock.withLock { inFlight[api.name, default: 1] -= 1 } }
+    defer {
+      lock.withLock {
+        inFlight[api.name, default: 1] -= 1
+        if isRead {
+          let reads = (readsInFlight[request.path] ?? 1) - 1
+          readsInFlight[request.path] = reads > 0 ? reads : nil
+        }
+      }
+    }
     return api.handle(request, segments: Array(segments.dropFirst()), mock: mock)
+  }
+
+  /// Job paths that two status or result reads hit at the same time: a task polled twice at
+  /// once, which the engine must never do.
+  public func overlappingReads() -> [String] {
+    lock.withLock { overlapping }
   }
 
   /// The most requests to one provider that were being handled at the same time.
