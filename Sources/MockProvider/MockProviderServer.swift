@@ -14,6 +14,8 @@ public struct RecordedRequest: Sendable {
   /// "elevenlabs-dubbing", "stability-video"), "files" for artifact downloads, "webhook" for
   /// webhook deliveries, or "" for an unknown path.
   public let provider: String
+  /// When the request arrived, in seconds of system uptime.
+  public var receivedAt: Double = ProcessInfo.processInfo.systemUptime
 }
 
 /// A loopback imitation of the six providers' HTTP APIs, each under its own path prefix:
