@@ -269,9 +269,7 @@ public final class APIRouter: Sendable {
 
   func resultFile(id: String, team: String) -> HTTPResponse {
     guard let task = lookUp(id, team: team) else { return taskNotFound(id) }
-    guard let file = task.resultFile, let path = engine.resultFilePath(task),
-      let data = FileManager.default.contents(atPath: path)
-    else {
+    guard let file = task.resultFile, let data = engine.resultFileData(task) else {
       return error(404, "not_found", "task \(id) has no stored result file")
     }
     return HTTPResponse(
@@ -279,7 +277,7 @@ public final class APIRouter: Sendable {
       headers: [
         ("Content-Type", file.contentType),
         ("Content-Disposition", "inline; filename=\"\(file.name)\""),
-      ], body: Array(data))
+      ], body: data)
   }
 
   private func lookUp(_ id: String, team: String) -> TaskRecord? {

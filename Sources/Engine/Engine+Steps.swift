@@ -663,6 +663,11 @@ extension Engine {
   /// Writes the bytes to a temporary file and renames it, so a crash never leaves a partial
   /// result under the final name.
   private func writeResultFile(_ taskId: String, name: String, bytes: [UInt8]) throws {
+    if let shared {
+      // Any node may be asked for the file, so it lives in the shared database.
+      try shared.saveResultFile(taskId: taskId, name: name, bytes: bytes)
+      return
+    }
     let directory = resultDirectory(taskId)
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     let path = (directory as NSString).appendingPathComponent(name)

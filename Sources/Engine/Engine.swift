@@ -309,6 +309,15 @@ public final class Engine: @unchecked Sendable {
     return (resultDirectory(task.id) as NSString).appendingPathComponent(file.name)
   }
 
+  /// Returns the bytes of a task's stored result file, or nil.
+  public func resultFileData(_ task: TaskRecord) -> [UInt8]? {
+    guard let file = task.resultFile else { return nil }
+    if let shared { return (try? shared.resultFile(taskId: task.id, name: file.name)) ?? nil }
+    guard let path = resultFilePath(task), let data = FileManager.default.contents(atPath: path)
+    else { return nil }
+    return Array(data)
+  }
+
   func resultDirectory(_ taskId: String) -> String {
     ((config.dataDirectory as NSString).appendingPathComponent("results") as NSString)
       .appendingPathComponent(taskId)

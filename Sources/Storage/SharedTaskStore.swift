@@ -94,6 +94,14 @@ public protocol SharedTaskStore: TaskStore {
   /// the request may go now).
   func reserveSendTime(key: String, interval: Double) throws(StorageError) -> Double
 
+  // MARK: Result files
+
+  /// Stores a task's result file (an image or audio a provider returned), replacing one of the
+  /// same name, so every node can serve it.
+  func saveResultFile(taskId: String, name: String, bytes: [UInt8]) throws(StorageError)
+  /// Returns a stored result file's bytes, or nil.
+  func resultFile(taskId: String, name: String) throws(StorageError) -> [UInt8]?
+
   // MARK: Notices
 
   /// Starts a connection that receives notices from every node (this one included) and
