@@ -20,14 +20,12 @@ extension APIRouter {
 
   /// Refreshes the gauges read from storage and the engine, then renders every metric.
   func metricsText() -> HTTPResponse {
-    if let store = engine.store as? SQLiteStore {
-      do {
-        let counts = try store.taskCounts()
-        metrics.tasks.replaceAll(
-          counts.map { ([$0.status, $0.provider ?? "none"], Double($0.count)) })
-      } catch {
-        logger.error("cannot count tasks for metrics", [("error", "\(error)")])
-      }
+    do {
+      let counts = try engine.store.taskCounts()
+      metrics.tasks.replaceAll(
+        counts.map { ([$0.status, $0.provider ?? "none"], Double($0.count)) })
+    } catch {
+      logger.error("cannot count tasks for metrics", [("error", "\(error)")])
     }
     metrics.queueDepth.set([], Double(engine.activeTaskCount))
     return HTTPResponse(

@@ -10,7 +10,16 @@ import Support
 public struct ServiceOptions: Sendable {
   public var host = "127.0.0.1"
   public var port: UInt16 = 8080
+  /// The directory of the vault key, stored results and the lock that keeps a second service
+  /// out, and with SQLite also of the database.
   public var dataDirectory = "./data"
+  /// The `database` setting: nil or empty for SQLite in the data directory, else a
+  /// `postgres://` URL. See `Service.openStore`.
+  public var database: String?
+  /// Seconds a claim on a task lasts without renewal; see `EngineConfig.leaseTimeout`.
+  public var leaseTimeout: Double = 15
+  /// This node's name in task claims; a random name at each start when nil.
+  public var nodeId: String?
   /// The built-in templates' directory; found automatically when nil.
   public var builtinProvidersDirectory: String?
   /// Extra template directories, loaded after the built-in one; later ones win on equal ids.
@@ -57,7 +66,7 @@ public struct ServiceOptions: Sendable {
 /// The running service: store, engine and HTTP server, started and stopped together.
 public final class Service: @unchecked Sendable {
   public let options: ServiceOptions
-  public let store: SQLiteStore
+  public let store: any TaskStore
   public let logger: Logger
   public let catalog: ProviderCatalog
   private let limits = ScriptLimits()
@@ -88,8 +97,10 @@ public final class Service: @unchecked Sendable {
           + "--data-dir")
     }
     dataLock = try DataDirectoryLock(directory: options.dataDirectory)
-    store = try SQLiteStore(
-      path: (options.dataDirectory as NSString).appendingPathComponent("asyncqueue.db"))
+    store = try Self.openStore(database: options.database, dataDirectory: options.dataDirectory)
+    logger.info(
+      "database opened",
+      Self.describeDatabase(options.database, dataDirectory: options.dataDirectory))
 
     var generatedSecret: String?
     if let given = options.webhookSecret, !given.isEmpty {
@@ -185,6 +196,8 @@ public final class Service: @unchecked Sendable {
     config.webhookRetention = options.webhookRetention
     config.maxConcurrentSteps = options.maxConcurrentSteps
     config.shutdownGrace = options.shutdownGrace
+    config.leaseTimeout = options.leaseTimeout
+    if let node = options.nodeId { config.nodeId = node }
     engine = try Engine(config: config, store: store, catalog: catalog, logger: logger)
     try scriptReloader.attach(
       engine: engine, configuration: options.plugins,
@@ -265,15 +278,13 @@ public final class Service: @unchecked Sendable {
   }
 
   /// Reads the stored webhook secret without starting anything.
-  public static func storedWebhookSecret(dataDirectory: String) throws -> String? {
-    let path = (dataDirectory as NSString).appendingPathComponent("asyncqueue.db")
-    guard FileManager.default.fileExists(atPath: path) else { return nil }
-    return try SQLiteStore(path: path).setting(webhookSecretSetting)
+  public static func storedWebhookSecret(in store: any TaskStore) throws -> String? {
+    try store.setting(webhookSecretSetting)
   }
 
   /// Returns nil when the database responds to a trivial query and templates are loaded, else
   /// the reason the service is not ready.
-  static func unreadyReason(store: SQLiteStore, engine: Engine) -> String? {
+  static func unreadyReason(store: any TaskStore, engine: Engine) -> String? {
     do {
       try store.ping()
     } catch {

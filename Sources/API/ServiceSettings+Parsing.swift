@@ -10,7 +10,7 @@ extension ServiceSettings {
     let text = texts.last ?? ""
     let value: JSONValue
     switch spec.kind {
-    case .string, .url, .choice: value = .string(text)
+    case .string, .url, .choice, .database: value = .string(text)
     case .port:
       guard let number = Int64(text) else {
         throw ConfigError("invalid \(source) '\(text)': expected a port number from 0 to 65535")
@@ -115,7 +115,26 @@ extension ServiceSettings {
       return value
     case .providerLimits:
       return try checkProviderLimits(value, name: name)
+    case .database:
+      return try checkDatabase(value, name: name)
     }
+  }
+
+  /// Accepts a PostgreSQL URL; an empty string becomes null, the SQLite default. The message
+  /// never quotes the value, which may hold a password.
+  private static func checkDatabase(_ value: JSONValue, name: String) throws(ConfigError)
+    -> JSONValue
+  {
+    guard value.isNull || value.stringValue != nil else {
+      throw ConfigError("\(name) must be a string")
+    }
+    guard let text = value.stringValue, !text.isEmpty else { return .null }
+    guard DatabaseURL.isPostgres(text) else {
+      throw ConfigError(
+        "\(name) must be empty (SQLite in the data directory) or a postgres:// or "
+          + "postgresql:// URL such as postgres://USER:PASSWORD@HOST:5432/DATABASE")
+    }
+    return value
   }
 
   private static func checkProviderLimits(_ value: JSONValue, name: String) throws(ConfigError)

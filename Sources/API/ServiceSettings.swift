@@ -52,11 +52,22 @@ public struct ServiceSettings: Sendable {
         "invalid \(sources["vaultKey"] ?? "vaultKey"): 'vaultKey' must be 64 hex digits (32 "
           + "bytes); generate one with: openssl rand -hex 32")
     }
+    if let node = values["nodeId"]?.stringValue, !Self.isValidNodeId(node) {
+      throw ConfigError(
+        "invalid \(sources["nodeId"] ?? "nodeId"): 'nodeId' must be 1 to 64 letters, digits, "
+          + "'-', '_' or '.'; remove it to get a random name at each start")
+    }
     if let secret = values["webhookSecret"]?.stringValue, secret.isEmpty {
       throw ConfigError(
         "invalid \(sources["webhookSecret"] ?? "webhookSecret"): 'webhookSecret' is empty; "
           + "remove it to use the generated secret")
     }
+  }
+
+  /// Node names appear in task claims, logs and metrics, so they are kept to a safe alphabet.
+  static func isValidNodeId(_ node: String) -> Bool {
+    let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-_."))
+    return !node.isEmpty && node.count <= 64 && node.unicodeScalars.allSatisfy(allowed.contains)
   }
 
   private mutating func set(_ spec: SettingSpec, _ value: JSONValue, source: String) {
@@ -112,6 +123,8 @@ public struct ServiceSettings: Sendable {
         case .null: object[spec.key] = .null
         default: object[spec.key] = "***"
         }
+      } else if spec.kind == .database, let url = value.stringValue {
+        object[spec.key] = .string(DatabaseURL.masked(url))
       } else {
         object[spec.key] = Self.maskingNestedSecrets(value)
       }
@@ -148,6 +161,9 @@ public struct ServiceSettings: Sendable {
     options.host = string("host") ?? options.host
     options.port = UInt16(values["port"]?.intValue ?? Int(options.port))
     options.dataDirectory = string("dataDir") ?? options.dataDirectory
+    options.database = string("database")
+    options.leaseTimeout = values["leaseTimeout"]?.doubleValue ?? options.leaseTimeout
+    options.nodeId = string("nodeId")
     options.providerDirectories = strings("providersDirs")
     options.builtinProvidersDirectory = string("builtinProvidersDir")
     options.pluginDirectories = strings("pluginsDirs")

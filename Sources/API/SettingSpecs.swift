@@ -22,6 +22,8 @@ public struct SettingSpec: Sendable {
     case number(ClosedRange<Double>, integer: Bool)
     /// Template id to `{"concurrency": N, "requestsPerSecond": R}`; config file only.
     case providerLimits
+    /// Empty for SQLite in the data directory, or a `postgres://` or `postgresql://` URL.
+    case database
   }
 
   /// The config-file key, in camelCase.
@@ -55,7 +57,34 @@ extension SettingSpec {
     SettingSpec(
       key: "dataDir", flag: "data-dir", environment: "ASYNCQUEUE_DATA_DIR", valueName: "DIR",
       kind: .string, defaultValue: .string("./data"),
-      help: "Directory for the SQLite database and stored results."),
+      help: """
+        Directory for the SQLite database, the vault key and stored results. Each service
+        needs its own, also when the tasks are in PostgreSQL.
+        """),
+    SettingSpec(
+      key: "database", flag: "database", environment: "ASYNCQUEUE_DATABASE", valueName: "URL",
+      kind: .database, defaultValue: .null,
+      help: """
+        Where tasks, keys and settings are stored. Empty: SQLite in DATA_DIR/asyncqueue.db.
+        A postgres:// or postgresql:// URL (libpq form): a PostgreSQL database that several
+        services can share. Its password is masked in --print-config and in logs.
+        """),
+    SettingSpec(
+      key: "leaseTimeout", flag: "lease-timeout", environment: "ASYNCQUEUE_LEASE_TIMEOUT",
+      valueName: "SECONDS", kind: .number(1...3600, integer: false), defaultValue: 15,
+      help: """
+        Seconds (1 to 3600) a service's claim on a task lasts without renewal when several
+        services share a PostgreSQL database: how long the tasks of a service that died wait
+        before another takes them over.
+        """),
+    SettingSpec(
+      key: "nodeId", flag: "node-id", environment: "ASYNCQUEUE_NODE_ID", valueName: "NAME",
+      kind: .string, defaultValue: .null,
+      help: """
+        This service's name in task claims when several services share a database:
+        1 to 64 letters, digits, '-', '_' or '.', different for each service. Default: a
+        random name at each start.
+        """),
     SettingSpec(
       key: "providersDirs", flag: "providers-dir", environment: "ASYNCQUEUE_PROVIDERS_DIR",
       valueName: "DIR", kind: .list(separator: ":"), defaultValue: .array([]),

@@ -8,12 +8,12 @@ import Synchronization
 public final class TeamSecrets: Sendable {
   public static let defaultTeam = "default"
 
-  private let store: SQLiteStore
+  private let store: any TaskStore
   private let defaultSecret: String
   private let logger: Logger
   private let cache = Mutex<[String: String]>([:])
 
-  public init(store: SQLiteStore, defaultSecret: String, logger: Logger) {
+  public init(store: any TaskStore, defaultSecret: String, logger: Logger) {
     self.store = store
     self.defaultSecret = defaultSecret
     self.logger = logger

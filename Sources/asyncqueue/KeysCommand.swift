@@ -3,43 +3,67 @@ import Foundation
 import Storage
 import Support
 
-/// Flags of the commands that work on the data directory directly.
+/// Flags of the commands that work on the service's database directly.
 let dataDirectoryFlags: [FlagSpec] = [
   configFlag,
   FlagSpec(
     name: "data-dir", environment: "ASYNCQUEUE_DATA_DIR", valueName: "DIR",
     help: "Data directory of the service. Default: dataDir of the config file, else ./data."),
+  FlagSpec(
+    name: "database", environment: "ASYNCQUEUE_DATABASE", valueName: "URL",
+    help: """
+      Database of the service: empty for SQLite in the data directory, or a postgres:// URL.
+      Default: database of the config file, else empty.
+      """),
 ]
 
 let keysHelp = """
   Usage: asyncqueue keys <create|list|revoke> [options]
 
-  Manage API keys in the data directory. The service need not be stopped: a revoked key
-  stops working within 10 seconds.
+  Manage API keys in the service's database (SQLite in the data directory, or the
+  PostgreSQL database of --database). The service need not be stopped: a revoked key stops
+  working within 10 seconds.
 
     keys create --team TEAM [--label LABEL]   Create a key; prints it once.
     keys list [--json]                        List keys: id, team, label, created, revoked.
     keys revoke ID                            Revoke the key with this id.
 
-  Options: --data-dir DIR, --config FILE (see 'asyncqueue serve --help').
+  Options: --data-dir DIR, --database URL, --config FILE (see 'asyncqueue serve --help').
   """
 
-/// Opens the database of the data directory named by the flags, the environment or the
-/// config file. With `create` false, a missing database ends the program.
-private func openStore(_ flags: ParsedFlags, create: Bool) -> (SQLiteStore, String) {
+/// The store a command works on, opened as `asyncqueue serve` opens it.
+struct OpenedStore {
+  let store: any TaskStore
+  let settings: ServiceSettings
+  /// Names the database in messages: the data directory, or the masked PostgreSQL URL.
+  let name: String
+}
+
+/// Opens the database named by the flags, the environment or the config file. With `create`
+/// false, a missing SQLite database ends the program.
+func openStore(_ flags: ParsedFlags, create: Bool) -> OpenedStore {
   let settings = resolveSettings(flags)
   let directory = settings.string("dataDir") ?? "./data"
-  let path = (directory as NSString).appendingPathComponent("asyncqueue.db")
-  if !create && !FileManager.default.fileExists(atPath: path) {
+  let database = settings.string("database")
+  let isSQLite = database == nil
+  let name = database.map(DatabaseURL.masked) ?? directory
+  let path = (directory as NSString).appendingPathComponent(Service.sqliteFileName)
+  if isSQLite && !create && !FileManager.default.fileExists(atPath: path) {
     fail("no database in \(directory); start 'asyncqueue serve --data-dir \(directory)' once")
   }
   // Key hashes and team secrets live here, so new files are readable by the owner only.
   umask(0o077)
   do {
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    return (try SQLiteStore(path: path), directory)
+    if isSQLite {
+      try FileManager.default.createDirectory(
+        atPath: directory, withIntermediateDirectories: true)
+    }
+    let store = try Service.openStore(database: database, dataDirectory: directory)
+    return OpenedStore(store: store, settings: settings, name: name)
   } catch {
-    fail("cannot open the database in \(directory): \(error)")
+    if isSQLite { fail("cannot open the database in \(directory): \(error)") }
+    fail(
+      "cannot open the database given by \(settings.sources["database"] ?? "--database"): \(error)")
   }
 }
 
@@ -90,7 +114,7 @@ private func createKey(_ arguments: [String]) {
     fail("missing --team: asyncqueue keys create --team TEAM [--label LABEL]")
   }
   checkTeamName(team)
-  let (store, _) = openStore(flags, create: true)
+  let store = openStore(flags, create: true).store
   let key = "aq_" + Crypto.randomHex(bytes: 24)
   do {
     let record = try store.createAPIKey(
@@ -110,7 +134,7 @@ private func listKeys(_ arguments: [String]) {
     arguments,
     extra: [FlagSpec(name: "json", environment: nil, valueName: nil, help: "Print JSON.")],
     positional: 0)
-  let (store, _) = openStore(flags, create: false)
+  let store = openStore(flags, create: false).store
   let keys: [APIKeyRecord]
   do {
     keys = try store.apiKeys()
@@ -142,7 +166,7 @@ private func listKeys(_ arguments: [String]) {
 private func revokeKey(_ arguments: [String]) {
   let flags = parseDataFlags(arguments, extra: [], positional: 1)
   guard let id = flags.positional.first else { fail("missing key id: asyncqueue keys revoke ID") }
-  let (store, _) = openStore(flags, create: false)
+  let store = openStore(flags, create: false).store
   do {
     guard try store.revokeAPIKey(id: id) else {
       fail("no key with id '\(id)'; see 'asyncqueue keys list'")
@@ -154,7 +178,8 @@ private func revokeKey(_ arguments: [String]) {
 }
 
 func runSecret(_ arguments: [String]) {
-  let usage = "usage: asyncqueue secret show [--team TEAM] [--data-dir DIR] [--config FILE]"
+  let usage =
+    "usage: asyncqueue secret show [--team TEAM] [--data-dir DIR] [--database URL] [--config FILE]"
   guard arguments.first == "show" else { fail(usage) }
   let teamFlag = FlagSpec(
     name: "team", environment: nil, valueName: "TEAM",
@@ -164,18 +189,19 @@ func runSecret(_ arguments: [String]) {
     print(
       helpText(
         usage: "asyncqueue secret show [--team TEAM] [options]",
-        summary: "Print a team's webhook signing secret stored in the data directory.",
+        summary: "Print a team's webhook signing secret stored in the service's database.",
         specs: dataDirectoryFlags + [teamFlag]))
     return
   }
   let flags = parseDataFlags(rest, extra: [teamFlag], positional: 0)
   let team = flags.string("team") ?? TeamSecrets.defaultTeam
   checkTeamName(team)
-  let (store, directory) = openStore(flags, create: false)
+  let opened = openStore(flags, create: false)
+  let store = opened.store
   do {
     if team == TeamSecrets.defaultTeam {
-      guard let secret = try Service.storedWebhookSecret(dataDirectory: directory) else {
-        fail("no webhook secret stored in \(directory); start 'asyncqueue serve' once")
+      guard let secret = try Service.storedWebhookSecret(in: store) else {
+        fail("no webhook secret stored in \(opened.name); start 'asyncqueue serve' once")
       }
       print(secret)
     } else {

@@ -59,7 +59,10 @@ func runServe(_ arguments: [String]) {
     print(
       helpText(
         usage: "asyncqueue serve [options]",
-        summary: "Start the service on the embedded SQLite database in the data directory.",
+        summary: """
+          Start the service: on the embedded SQLite database in the data directory, or on the
+          PostgreSQL database of --database, which several services can share.
+          """,
         specs: serveFlags))
     return
   }

@@ -9,8 +9,9 @@ let topHelp = """
 
   Commands:
     serve          Start the service (HTTP API, scheduler, webhook delivery).
-    keys           Create, list and revoke API keys (on the data directory).
-    secret show    Print a team's webhook signing secret (on the data directory).
+    keys           Create, list and revoke API keys (in the service's database).
+    secret show    Print a team's webhook signing secret (in the service's database).
+    migrate        Create the database or update its schema; print the schema version.
     tasks          Create, read, list, wait for and cancel tasks on a running server.
     providers      List, check and test provider templates (see 'providers --help').
     plugins        Check plugin scripts (see 'plugins --help').
@@ -29,6 +30,7 @@ switch arguments.first {
 case "serve": runServe(Array(arguments.dropFirst()))
 case "keys": runKeys(Array(arguments.dropFirst()))
 case "secret": runSecret(Array(arguments.dropFirst()))
+case "migrate": runMigrate(Array(arguments.dropFirst()))
 case "tasks": await runTasks(Array(arguments.dropFirst()))
 case "providers": runProviders(Array(arguments.dropFirst()))
 case "plugins": runPlugins(Array(arguments.dropFirst()))

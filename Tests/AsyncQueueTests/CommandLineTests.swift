@@ -76,11 +76,55 @@ func runCommand(
     #expect(fromEnvironment.status == 2)
   }
 
+  /// Returns `--database URL` for the data directory's schema when the suite runs on
+  /// PostgreSQL, else nothing.
+  func databaseArguments(_ data: String) throws -> [String] {
+    try TestDatabase.database(forDataDirectory: data).map { ["--database", $0] } ?? []
+  }
+
+  @Test func printConfigMasksDatabasePassword() throws {
+    let url = "postgres://aq:db-hidden-pass@127.0.0.1:5432/queue?password=db-hidden-other"
+    let result = try runCommand(
+      ["serve", "--print-config", "--lease-timeout", "4", "--node-id", "node-a"],
+      environment: ["ASYNCQUEUE_DATABASE": url])
+    #expect(result.status == 0, "\(result.stderr)")
+    let json = try JSONValue.parse(result.stdout)
+    #expect(json["database"] == "postgres://aq:***@127.0.0.1:5432/queue?password=***")
+    #expect(json["leaseTimeout"] == 4)
+    #expect(json["nodeId"] == "node-a")
+    #expect(!result.stdout.contains("hidden"))
+  }
+
+  @Test func migrateReportsSchemaVersion() throws {
+    let data = temporaryDirectory("cli-migrate")
+    let arguments = ["migrate", "--data-dir", data] + (try databaseArguments(data))
+    let first = try runCommand(arguments)
+    #expect(first.status == 0, "\(first.stderr)")
+    let backend = TestDatabase.isPostgres ? "backend=postgresql" : "backend=sqlite"
+    #expect(first.stdout.hasPrefix(backend), "\(first.stdout)")
+    #expect(first.stdout.contains("schema_version="))
+    #expect(!first.stdout.contains("schema_version=unknown"))
+    let again = try runCommand(arguments)
+    #expect(again.status == 0, "\(again.stderr)")
+    #expect(again.stdout == first.stdout)
+  }
+
+  @Test func migrateRejectsInvalidDatabase() throws {
+    let data = temporaryDirectory("cli-migrate")
+    let result = try runCommand([
+      "migrate", "--data-dir", data, "--database", "mysql://aq:db-hidden-pass@127.0.0.1/queue",
+    ])
+    #expect(result.status == 2)
+    #expect(result.stderr.contains("--database"))
+    #expect(!result.stderr.contains("db-hidden-pass"))
+    #expect(result.stdout.isEmpty)
+  }
+
   @Test func keysCreateListRevoke() throws {
     let data = temporaryDirectory("cli-keys")
-    let created = try runCommand([
-      "keys", "create", "--team", "ops", "--label", "ci", "--data-dir", data,
-    ])
+    let database = try databaseArguments(data)
+    let created = try runCommand(
+      ["keys", "create", "--team", "ops", "--label", "ci", "--data-dir", data] + database)
     #expect(created.status == 0, "\(created.stderr)")
     let lines = created.stdout.split(separator: "\n").map(String.init)
     let key = try #require(lines.last)
@@ -88,41 +132,46 @@ func runCommand(
     let id = try #require(lines.first?.split(separator: " ").dropFirst(2).first.map(String.init))
     #expect(id.hasPrefix("key_"))
 
-    let listed = try runCommand(["keys", "list", "--data-dir", data])
+    let listed = try runCommand(["keys", "list", "--data-dir", data] + database)
     #expect(listed.status == 0)
     #expect(listed.stdout.contains(id))
     #expect(listed.stdout.contains("ops"))
     #expect(listed.stdout.contains("ci"))
     #expect(!listed.stdout.contains(key))
 
-    let revoked = try runCommand(["keys", "revoke", id, "--data-dir", data])
+    let revoked = try runCommand(["keys", "revoke", id, "--data-dir", data] + database)
     #expect(revoked.status == 0, "\(revoked.stderr)")
     let json = try JSONValue.parse(
-      try runCommand(["keys", "list", "--json", "--data-dir", data]).stdout)
+      try runCommand(["keys", "list", "--json", "--data-dir", data] + database).stdout)
     let entry = json["keys"]?.arrayValue?.first { $0["id"]?.stringValue == id }
     #expect(entry?["revokedAt"]?.stringValue != nil)
     #expect(!json.serialized().contains(key))
 
-    let unknown = try runCommand(["keys", "revoke", "key_0000", "--data-dir", data])
+    let unknown = try runCommand(["keys", "revoke", "key_0000", "--data-dir", data] + database)
     #expect(unknown.status == 2)
     #expect(unknown.stderr.contains("no key with id"))
 
-    let missingTeam = try runCommand(["keys", "create", "--data-dir", data])
+    let missingTeam = try runCommand(["keys", "create", "--data-dir", data] + database)
     #expect(missingTeam.status == 2)
     #expect(missingTeam.stderr.contains("--team"))
   }
 
   @Test func secretShowPerTeam() throws {
     let data = temporaryDirectory("cli-secret")
-    _ = try runCommand(["keys", "create", "--team", "media", "--data-dir", data])
-    let first = try runCommand(["secret", "show", "--team", "media", "--data-dir", data])
-    let second = try runCommand(["secret", "show", "--team", "media", "--data-dir", data])
+    let database = try databaseArguments(data)
+    _ = try runCommand(["keys", "create", "--team", "media", "--data-dir", data] + database)
+    let first = try runCommand(
+      ["secret", "show", "--team", "media", "--data-dir", data] + database)
+    let second = try runCommand(
+      ["secret", "show", "--team", "media", "--data-dir", data] + database)
     #expect(first.status == 0, "\(first.stderr)")
     #expect(first.stdout.hasPrefix("whsec_"))
     #expect(first.stdout == second.stdout)
-    let other = try runCommand(["secret", "show", "--team", "other", "--data-dir", data])
+    let other = try runCommand(
+      ["secret", "show", "--team", "other", "--data-dir", data] + database)
     #expect(other.stdout != first.stdout)
-    let invalid = try runCommand(["secret", "show", "--team", "a b", "--data-dir", data])
+    let invalid = try runCommand(
+      ["secret", "show", "--team", "a b", "--data-dir", data] + database)
     #expect(invalid.status == 2)
   }
 

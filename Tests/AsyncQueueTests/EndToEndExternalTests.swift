@@ -35,13 +35,9 @@ import Testing
     #expect(sent.allSatisfy { $0.headers["authorization"] == secret })
     #expect(!service.logLines.all.joined().contains("fal-vault-secret"))
 
-    let database = try Data(
-      contentsOf: URL(fileURLWithPath: service.dataDirectory + "/asyncqueue.db"))
-    let wal =
-      (try? Data(contentsOf: URL(fileURLWithPath: service.dataDirectory + "/asyncqueue.db-wal")))
-      ?? Data()
-    #expect(database.range(of: Data("fal-vault-secret".utf8)) == nil, "secret stored in plain text")
-    #expect(wal.range(of: Data("fal-vault-secret".utf8)) == nil, "secret stored in plain text")
+    let stored = try TestDatabase.storedBytes(dataDirectory: service.dataDirectory)
+    #expect(!stored.isEmpty)
+    #expect(stored.range(of: Data("fal-vault-secret".utf8)) == nil, "secret stored in plain text")
 
     let (listed, list) = try await service.call("GET", "/v1/tokens")
     #expect(listed == 200)

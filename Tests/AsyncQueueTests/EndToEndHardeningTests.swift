@@ -128,10 +128,11 @@ import Testing
     options.port = holder.service.port  // already taken
     options.dataDirectory = data
     options.builtinProvidersDirectory = repositoryRoot + "/providers"
+    options.database = try TestDatabase.database(forDataDirectory: data)
     let service = try Service(options: options, logger: Logger(sink: { _ in }))
     #expect(service.generatedAPIKey != nil)
     #expect(throws: (any Error).self) { try service.start() }
     service.stop()
-    #expect(try SQLiteStore(path: data + "/asyncqueue.db").apiKeyCount() == 0)
+    #expect(try openTestStore(data).apiKeyCount() == 0)
   }
 }

@@ -10,6 +10,7 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
   .deletingLastPathComponent().deletingLastPathComponent().path
 
 /// A real service on a loopback port with a fresh data directory, plus a client for its API.
+/// Under `ASYNCQUEUE_TEST_DATABASE` it stores its tasks in PostgreSQL; see `TestDatabase`.
 final class TestService: @unchecked Sendable {
   static let apiKey = "test-key-e2e-0123456789"
   static let webhookSecret = "whsec_test_0123456789abcdef"
@@ -20,6 +21,9 @@ final class TestService: @unchecked Sendable {
   let service: Service
   let baseURL: String
   let dataDirectory: String
+  /// True when the harness made the data directory, so no later service can reuse it and
+  /// `stop()` drops its PostgreSQL schema.
+  private let ownsDataDirectory: Bool
   let logLines = LogCapture()
   let client = CurlClient(allowPrivateNetwork: true)
 
@@ -35,9 +39,11 @@ final class TestService: @unchecked Sendable {
     configure: (inout ServiceOptions) -> Void = { _ in }
   ) throws {
     self.dataDirectory = dataDirectory ?? temporaryDirectory("service")
+    ownsDataDirectory = dataDirectory == nil
     var options = ServiceOptions()
     options.port = 0
     options.dataDirectory = self.dataDirectory
+    options.database = try TestDatabase.database(forDataDirectory: self.dataDirectory)
     options.builtinProvidersDirectory = builtinProvidersDirectory
     options.rateLimit = rateLimit
     options.providerDirectories = providerDirectories
@@ -54,14 +60,20 @@ final class TestService: @unchecked Sendable {
     configure(&options)
     let capture = logLines
     let logger = Logger(minimumLevel: .debug, format: logFormat, sink: { capture.append($0) })
-    service = try Service(options: options, logger: logger)
-    try service.start()
+    do {
+      service = try Service(options: options, logger: logger)
+      try service.start()
+    } catch {
+      if ownsDataDirectory { TestDatabase.dropSchema(forDataDirectory: self.dataDirectory) }
+      throw error
+    }
     baseURL = "http://127.0.0.1:\(service.port)"
   }
 
   func stop() {
     service.stop()
     client.shutdown()
+    if ownsDataDirectory { TestDatabase.dropSchema(forDataDirectory: dataDirectory) }
   }
 
   /// Sends a request to the API and returns the status and parsed JSON body.

@@ -50,7 +50,7 @@ import Testing
     let data = temporaryDirectory("inflight")
     // Write the state a crash leaves behind: a provider submit marked in flight.
     do {
-      let store = try SQLiteStore(path: data + "/asyncqueue.db")
+      let store = try openTestStore(data)
       var task = TaskRecord(
         id: UUID().uuidString.lowercased(), teamId: "default", status: .processing,
         targetUrl: "http://127.0.0.1:9/fal-ai/flux", method: "POST", headers: [:], body: "{}",

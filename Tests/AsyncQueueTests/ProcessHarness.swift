@@ -26,6 +26,8 @@ func asyncqueueBinary() -> String? {
 }
 
 /// The service as a real process, for tests where the process matters (kill -9, signals).
+/// Under `ASYNCQUEUE_TEST_DATABASE` it stores its tasks in PostgreSQL, in the schema of its
+/// data directory; see `TestDatabase`.
 final class ServiceProcess: @unchecked Sendable {
   let process = Process()
   let dataDirectory: String
@@ -46,6 +48,13 @@ final class ServiceProcess: @unchecked Sendable {
     ]
     var environment = ProcessInfo.processInfo.environment
     environment["ASYNCQUEUE_DELAY_SCALE"] = String(delayScale)
+    // Passed in the environment rather than as a flag, so the password stays out of `ps`.
+    environment["ASYNCQUEUE_DATABASE"] = try TestDatabase.database(forDataDirectory: dataDirectory)
+    if TestDatabase.isPostgres {
+      // A node that was killed keeps its claims until they expire; the default of 15 s would
+      // stall every crash test.
+      process.arguments! += ["--lease-timeout", "2"]
+    }
     process.environment = environment
     process.standardOutput = FileHandle.nullDevice
     process.standardError = errors

@@ -35,7 +35,9 @@ import Testing
        "publicUrl": "https://queue.example.com", "logFormat": "json",
        "rateLimit": {"requests": 50, "perSeconds": 10},
        "providerLimits": {"fal": {"concurrency": 8, "requestsPerSecond": 4}},
-       "maxConcurrentSteps": 64, "webhookRetention": 3600}
+       "maxConcurrentSteps": 64, "webhookRetention": 3600,
+       "database": "postgresql://aq:pw@db.example.com/queue", "leaseTimeout": 7.5,
+       "nodeId": "node-1"}
       """)
     let options = try ServiceSettings(configFile: file, environment: [:], flags: [:])
       .serviceOptions()
@@ -51,6 +53,66 @@ import Testing
     #expect(options.providerLimits["fal"] == ProviderLimits(concurrency: 8, requestsPerSecond: 4))
     #expect(options.maxConcurrentSteps == 64)
     #expect(options.webhookRetention == 3600)
+    #expect(options.database == "postgresql://aq:pw@db.example.com/queue")
+    #expect(options.leaseTimeout == 7.5)
+    #expect(options.nodeId == "node-1")
+  }
+
+  @Test func databaseDefaultsToSQLite() throws {
+    let defaults = try ServiceSettings(configFile: nil, environment: [:], flags: [:])
+      .serviceOptions()
+    #expect(defaults.database == nil)
+    #expect(defaults.leaseTimeout == 15)
+    #expect(defaults.nodeId == nil)
+    let empty = try ServiceSettings(configFile: nil, environment: [:], flags: ["database": [""]])
+    #expect(empty.serviceOptions().database == nil)
+    let fromEnvironment = try ServiceSettings(
+      configFile: nil, environment: ["ASYNCQUEUE_DATABASE": "postgres://127.0.0.1/queue"],
+      flags: ["lease-timeout": ["2"], "node-id": ["node-b"]])
+    let options = fromEnvironment.serviceOptions()
+    #expect(options.database == "postgres://127.0.0.1/queue")
+    #expect(fromEnvironment.sources["database"] == "ASYNCQUEUE_DATABASE")
+    #expect(options.leaseTimeout == 2)
+    #expect(options.nodeId == "node-b")
+  }
+
+  @Test(arguments: [
+    (["database": ["mysql://127.0.0.1/queue"]], "--database: 'database' must be empty"),
+    (["database": ["db.example.com"]], "postgres:// or postgresql:// URL"),
+    (["lease-timeout": ["0"]], "--lease-timeout: 'leaseTimeout' must be a number from 1"),
+    (["lease-timeout": ["0.5"]], "'leaseTimeout' must be a number from 1 to 3600"),
+    (["lease-timeout": ["-3"]], "'leaseTimeout' must be a number from 1"),
+    (["lease-timeout": ["soon"]], "invalid --lease-timeout 'soon': expected a number"),
+    (["node-id": ["node a"]], "invalid --node-id: 'nodeId' must be 1 to 64 letters"),
+    (["node-id": [""]], "'nodeId' must be 1 to 64 letters"),
+    (["node-id": [String(repeating: "n", count: 65)]], "'nodeId' must be 1 to 64 letters"),
+  ])
+  func invalidClusterFlagNamesFlag(flags: [String: [String]], message: String) {
+    #expect {
+      _ = try ServiceSettings(configFile: nil, environment: [:], flags: flags)
+    } throws: { "\($0)".contains(message) }
+  }
+
+  @Test func databasePasswordsAreRedacted() {
+    let redactor = Redactor()
+    let url = "postgres://aq:Pass%2Fword-9@db:5432/queue?password=Other-Secret-7"
+    DatabaseURL.registerSecrets(url, with: redactor)
+    #expect(!redactor.redact("connect \(url) failed").contains("Pass"))
+    #expect(redactor.redact("password Pass/word-9 rejected") == "password *** rejected")
+    #expect(redactor.redact("password Other-Secret-7 rejected") == "password *** rejected")
+    #expect(DatabaseURL.masked(url) == "postgres://aq:***@db:5432/queue?password=***")
+    #expect(DatabaseURL.masked("postgres://aq@db/queue") == "postgres://aq@db/queue")
+    #expect(DatabaseURL.masked("postgres://db/a@b") == "postgres://db/a@b")
+  }
+
+  @Test func databaseErrorOmitsPassword() {
+    #expect {
+      _ = try ServiceSettings(
+        configFile: nil, environment: ["ASYNCQUEUE_DATABASE": "mysql://aq:db-hidden@host/queue"],
+        flags: [:])
+    } throws: { error in
+      "\(error)".contains("ASYNCQUEUE_DATABASE") && !"\(error)".contains("db-hidden")
+    }
   }
 
   @Test func listsFromFlagsAndEnvironment() throws {
@@ -86,6 +148,11 @@ import Testing
     (#"{"providerLimits": {"fal": {"rps": 1}}}"#, "unknown key 'rps'"),
     (#"{"maxConcurrentSteps": 1.5}"#, "'maxConcurrentSteps' must be an integer"),
     (#"{"webhookRetention": 5}"#, "'webhookRetention' must be a number from 60"),
+    (#"{"database": 5432}"#, "'database' must be a string"),
+    (#"{"database": "sqlite:///tmp/queue.db"}"#, "'database' must be empty"),
+    (#"{"leaseTimeout": 0}"#, "'leaseTimeout' must be a number from 1 to 3600"),
+    (#"{"leaseTimeout": "15"}"#, "'leaseTimeout' must be a number"),
+    (#"{"nodeId": "a/b"}"#, "'nodeId' must be 1 to 64 letters"),
     (#"[1]"#, "must contain a JSON object"),
     (#"{"port": "#, "is not valid JSON"),
   ])
@@ -111,11 +178,16 @@ import Testing
 
   @Test func printableMasksSecrets() throws {
     let settings = try ServiceSettings(
-      configFile: nil, environment: ["ASYNCQUEUE_WEBHOOK_SECRET": "whsec_hidden"],
+      configFile: nil,
+      environment: [
+        "ASYNCQUEUE_WEBHOOK_SECRET": "whsec_hidden",
+        "ASYNCQUEUE_DATABASE": "postgres://aq:pw-hidden@db1:5432,db2:5432/queue",
+      ],
       flags: ["api-key": ["k1-hidden", "k2-hidden"]])
     let printed = settings.printable()
     #expect(printed["apiKeys"] == ["***", "***"])
     #expect(printed["webhookSecret"] == "***")
+    #expect(printed["database"] == "postgres://aq:***@db1:5432,db2:5432/queue")
     #expect(!printed.serialized().contains("hidden"))
     #expect(printed["port"] == 8080)
     #expect(printed["rateLimit"]?["requests"] == 100)

@@ -19,20 +19,21 @@ func temporaryDirectory(_ name: String) -> String {
   }
 
   @Test func taskSurvivesReopen() throws {
-    let path = temporaryDirectory("store") + "/db.sqlite"
     var task = sampleTask()
     task.job = ["request_id": "abc", "status_url": .null]
+    let directory: String
     do {
-      let store = try SQLiteStore(path: path)
+      let (store, created) = try makeTestStore("store")
+      directory = created
       try store.insertTask(task)
     }
-    let reopened = try SQLiteStore(path: path)
+    let reopened = try openTestStore(directory)
     #expect(try reopened.task(id: task.id) == task)
     #expect(try reopened.activeTasks().map(\.id) == [task.id])
   }
 
   @Test func terminalTaskLeavesActiveSet() throws {
-    let store = try SQLiteStore(path: temporaryDirectory("store") + "/db.sqlite")
+    let store = try makeTestStore("store").store
     var task = sampleTask()
     try store.insertTask(task)
     task.status = .completed
@@ -48,7 +49,7 @@ func temporaryDirectory(_ name: String) -> String {
   }
 
   @Test func saveOfUnknownTaskFailsAndQueuesNothing() throws {
-    let store = try SQLiteStore(path: temporaryDirectory("store") + "/db.sqlite")
+    let store = try makeTestStore("store").store
     let task = sampleTask()
     let delivery = DeliveryRecord(
       taskId: task.id, teamId: task.teamId, url: "https://example.com/done",
@@ -58,7 +59,7 @@ func temporaryDirectory(_ name: String) -> String {
   }
 
   @Test func listFiltersByTeamAndStatus() throws {
-    let store = try SQLiteStore(path: temporaryDirectory("store") + "/db.sqlite")
+    let store = try makeTestStore("store").store
     for index in 0..<5 {
       var task = sampleTask(team: index < 3 ? "a" : "b")
       task.createdAt = Double(index)
@@ -71,7 +72,7 @@ func temporaryDirectory(_ name: String) -> String {
   }
 
   @Test func apiKeyHashMapsToTeam() throws {
-    let store = try SQLiteStore(path: temporaryDirectory("store") + "/db.sqlite")
+    let store = try makeTestStore("store").store
     try store.addAPIKey(hash: Crypto.sha256Hex("k1"), teamId: "team-x", label: "test")
     #expect(try store.team(forKeyHash: Crypto.sha256Hex("k1")) == "team-x")
     #expect(try store.team(forKeyHash: Crypto.sha256Hex("k2")) == nil)

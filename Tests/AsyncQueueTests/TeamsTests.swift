@@ -78,7 +78,7 @@ import Testing
   }
 
   @Test func revokedKeyIsRejected() throws {
-    let store = try SQLiteStore(path: temporaryDirectory("keys") + "/asyncqueue.db")
+    let store = try makeTestStore("keys").store
     let authenticator = Authenticator(store: store, cacheSeconds: 0)
     let record = try store.createAPIKey(
       hash: Crypto.sha256Hex("aq_revoke_me_123"), teamId: "delta", label: "ci")
@@ -94,7 +94,7 @@ import Testing
   }
 
   @Test func teamSecretIsStableAndDistinct() throws {
-    let store = try SQLiteStore(path: temporaryDirectory("secrets") + "/asyncqueue.db")
+    let store = try makeTestStore("secrets").store
     let first = try store.teamSecret("a", makeSecret: TeamSecrets.makeSecret)
     let again = try store.teamSecret("a", makeSecret: TeamSecrets.makeSecret)
     let other = try store.teamSecret("b", makeSecret: TeamSecrets.makeSecret)
