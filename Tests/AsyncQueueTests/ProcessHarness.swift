@@ -36,7 +36,12 @@ final class ServiceProcess: @unchecked Sendable {
   private var stderrText = ""
   private(set) var port: UInt16 = 0
 
-  init(binary: String, dataDirectory: String, delayScale: Double) throws {
+  /// `database` overrides the data directory's own test database (cluster tests give several
+  /// nodes one schema); `arguments` are added to `serve`'s.
+  init(
+    binary: String, dataDirectory: String, delayScale: Double, database: String? = nil,
+    arguments: [String] = [], environment extraEnvironment: [String: String] = [:]
+  ) throws {
     self.dataDirectory = dataDirectory
     process.executableURL = URL(fileURLWithPath: binary)
     process.arguments = [
@@ -49,12 +54,15 @@ final class ServiceProcess: @unchecked Sendable {
     var environment = ProcessInfo.processInfo.environment
     environment["ASYNCQUEUE_DELAY_SCALE"] = String(delayScale)
     // Passed in the environment rather than as a flag, so the password stays out of `ps`.
-    environment["ASYNCQUEUE_DATABASE"] = try TestDatabase.database(forDataDirectory: dataDirectory)
+    environment["ASYNCQUEUE_DATABASE"] =
+      try database ?? TestDatabase.database(forDataDirectory: dataDirectory)
+    environment.merge(extraEnvironment) { _, given in given }
     if TestDatabase.isPostgres {
       // A node that was killed keeps its claims until they expire; the default of 15 s would
       // stall every crash test.
       process.arguments! += ["--lease-timeout", "2"]
     }
+    process.arguments! += arguments
     process.environment = environment
     process.standardOutput = FileHandle.nullDevice
     process.standardError = errors
