@@ -189,6 +189,7 @@ public final class Service: @unchecked Sendable {
       scriptLimits: limits, scriptStates: options.scriptStates)
     config.delayScale = options.delayScale
     config.vaultKey = try Self.vaultKey(options)
+    try Self.checkVaultKey(config.vaultKey, store: store)
     config.metrics = metrics
     let secrets = teamSecrets
     config.secretForTeam = { team in secrets.secret(forTeam: team) }
@@ -252,6 +253,29 @@ public final class Service: @unchecked Sendable {
 
   /// Returns the vault key: from the options, else from `vault.key` in the data directory, which is
   /// created (owner-only) with a random key when missing.
+  static let vaultKeyCheckSetting = "vault_key_check"
+
+  /// Refuses a vault key other than the one the stored tokens were sealed with. Nodes sharing
+  /// a database need the same key, and a lost key file would otherwise show only as tasks
+  /// failing on tokens that cannot be decrypted.
+  static func checkVaultKey(_ key: [UInt8], store: any TaskStore) throws {
+    let hex = key.map { String(format: "%02x", $0) }.joined()
+    let check = Crypto.hmacSHA256Hex(key: hex, message: Array("asyncqueue vault key".utf8))
+    if try store.setting(vaultKeyCheckSetting) == nil {
+      try store.setSetting(vaultKeyCheckSetting, check)
+    }
+    // Read back: of two first nodes starting at once, the one whose write lost stops here.
+    guard let stored = try store.setting(vaultKeyCheckSetting),
+      Crypto.constantTimeEqual(stored, check)
+    else {
+      throw ServiceError(
+        message:
+          "the vault key differs from the one this database's tokens were sealed with; give "
+          + "every node the same vaultKey (--vault-key or ASYNCQUEUE_VAULT_KEY), or restore "
+          + "the data directory's vault.key")
+    }
+  }
+
   static func vaultKey(_ options: ServiceOptions) throws -> [UInt8] {
     if let given = options.vaultKey {
       guard let key = SecretBox.key(hex: given) else {

@@ -32,8 +32,12 @@ struct ClusterTests {
       return try ServiceProcess(
         binary: binary, dataDirectory: temporaryDirectory("node\(started)"),
         delayScale: ClusterTests.delayScale, database: database,
-        arguments: ["--node-id", "node\(started)"], environment: environment)
+        arguments: ["--node-id", "node\(started)", "--vault-key", Self.vaultKey],
+        environment: environment)
     }
+
+    /// Nodes of one cluster share their vault key, as the service requires.
+    static let vaultKey = String(repeating: "5a", count: 32)
 
     func api(_ index: Int) -> APIClient {
       APIClient(baseURL: nodes[index % nodes.count].baseURL, client: client)
