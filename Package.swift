@@ -18,6 +18,7 @@ let package = Package(
       name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
     .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
     .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+    .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
 
     // The C half of the Lua runtime: state creation, sandbox limits and every function that
     // Lua calls into the host, so that no Lua error ever unwinds through a Swift frame.
@@ -31,7 +32,7 @@ let package = Package(
     .target(name: "LuaRuntime", dependencies: ["CLuaHost"]),
     .target(name: "HTTPServer", dependencies: ["CMicroHTTPD"]),
     .target(name: "HTTPClient", dependencies: ["CCurl"]),
-    .target(name: "Storage", dependencies: ["CSQLite", "Support"]),
+    .target(name: "Storage", dependencies: ["CSQLite", "CPostgres", "Support"]),
     .target(
       name: "Engine",
       dependencies: ["Support", "LuaRuntime", "HTTPClient", "Storage"]

@@ -2,7 +2,7 @@
 # Installs the Debian packages asyncqueue builds against, when any is missing.
 set -euo pipefail
 
-packages=(liblua5.4-dev libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev
+packages=(liblua5.4-dev libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev libpq-dev
   libssl-dev pkg-config)
 
 missing=()

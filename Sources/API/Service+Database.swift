@@ -21,12 +21,7 @@ extension Service {
           "invalid database URL \(DatabaseURL.masked(database)): expected postgres:// or "
           + "postgresql://, or leave --database empty for SQLite")
     }
-    // TODO: open the PostgreSQL store here once the Storage module has one.
-    throw ServiceError(
-      message:
-        "this build of asyncqueue cannot open PostgreSQL databases such as "
-        + "\(DatabaseURL.masked(database)) yet; leave --database empty to use SQLite in the "
-        + "data directory")
+    return try StoreFactory.open(database: database, dataDirectory: dataDirectory)
   }
 
   /// Returns the backend name and location of a `database` setting for logs and

@@ -230,6 +230,8 @@ public final class Service: @unchecked Sendable {
     server.stop()
     engine?.stop()
     scriptReloader.stop()
+    // A PostgreSQL store holds server connections, which a stopped service gives back.
+    (store as? PostgresStore)?.close()
     logger.info("stopped")
     dataLock.release()
   }

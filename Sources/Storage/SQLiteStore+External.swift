@@ -40,33 +40,6 @@ public struct TaskResolution: Sendable, Equatable {
 /// The token vault, one-time task handles (signal tokens, callback ids) and pending
 /// resolutions.
 extension SQLiteStore {
-  static func migrateExternal(_ database: SQLiteConnection) throws(StorageError) {
-    try database.execute(
-      """
-      CREATE TABLE IF NOT EXISTS vault_tokens (
-        id TEXT PRIMARY KEY,
-        team_id TEXT NOT NULL,
-        name TEXT NOT NULL,
-        sealed_value TEXT NOT NULL,
-        created_at REAL NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS vault_tokens_team ON vault_tokens(team_id, created_at);
-      CREATE TABLE IF NOT EXISTS task_handles (
-        handle_hash TEXT PRIMARY KEY,
-        task_id TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        used_at REAL
-      );
-      CREATE TABLE IF NOT EXISTS task_resolutions (
-        task_id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        status TEXT NOT NULL,
-        result TEXT,
-        error TEXT
-      );
-      """)
-  }
-
   // MARK: Vault
 
   public func insertToken(_ token: VaultToken) throws(StorageError) {
@@ -86,7 +59,7 @@ extension SQLiteStore {
         "SELECT id, team_id, name, sealed_value, created_at FROM vault_tokens WHERE id = ?",
         [.text(id)])
     }
-    return rows.first.map(tokenRecord)
+    return rows.first.map(StoreRows.token)
   }
 
   public func tokens(teamId: String) throws(StorageError) -> [VaultToken] {
@@ -97,7 +70,7 @@ extension SQLiteStore {
         WHERE team_id = ? ORDER BY created_at DESC
         """, [.text(teamId)])
     }
-    return rows.map(tokenRecord)
+    return rows.map(StoreRows.token)
   }
 
   /// Deletes a team's token; returns whether it existed.
@@ -107,12 +80,6 @@ extension SQLiteStore {
         "DELETE FROM vault_tokens WHERE id = ? AND team_id = ?", [.text(id), .text(teamId)])
       return database.changes == 1
     }
-  }
-
-  private func tokenRecord(_ row: [SQLValue]) -> VaultToken {
-    VaultToken(
-      id: row[0].text ?? "", teamId: row[1].text ?? "", name: row[2].text ?? "",
-      sealedValue: row[3].text ?? "", createdAt: row[4].real ?? 0)
   }
 
   // MARK: Handles and resolutions
@@ -188,10 +155,7 @@ extension SQLiteStore {
         "SELECT kind, status, result, error FROM task_resolutions WHERE task_id = ?",
         [.text(taskId)])
     }
-    guard let row = rows.first else { return nil }
-    return TaskResolution(
-      taskId: taskId, kind: row[0].text ?? "", status: row[1].text ?? "",
-      result: row[2].text.flatMap { try? JSONValue.parse($0) }, error: row[3].text)
+    return rows.first.map { StoreRows.resolution($0, taskId: taskId) }
   }
 
   public func deleteResolution(taskId: String) throws(StorageError) {

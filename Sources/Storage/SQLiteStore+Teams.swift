@@ -22,22 +22,6 @@ public struct APIKeyRecord: Sendable, Equatable {
 }
 
 extension SQLiteStore {
-  /// Adds key ids, revocation and the per-team table of webhook secrets to a version 1
-  /// database. Keys stored before get a random id.
-  static func migrateToTeams(_ database: SQLiteConnection) throws(StorageError) {
-    try database.execute(
-      """
-      ALTER TABLE api_keys ADD COLUMN id TEXT;
-      ALTER TABLE api_keys ADD COLUMN revoked_at REAL;
-      UPDATE api_keys SET id = 'key_' || lower(hex(randomblob(8))) WHERE id IS NULL;
-      CREATE UNIQUE INDEX IF NOT EXISTS api_keys_id ON api_keys(id);
-      CREATE TABLE IF NOT EXISTS teams (
-        id TEXT PRIMARY KEY, webhook_secret TEXT NOT NULL, created_at REAL NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS tasks_status_provider ON tasks(status, provider);
-      """)
-  }
-
   /// Stores the hash of a new key and returns its record.
   public func createAPIKey(hash: String, teamId: String, label: String) throws(StorageError)
     -> APIKeyRecord
@@ -61,11 +45,7 @@ extension SQLiteStore {
       try database.query(
         "SELECT id, team_id, label, created_at, revoked_at FROM api_keys ORDER BY created_at, id")
     }
-    return rows.map { row in
-      APIKeyRecord(
-        id: row[0].text ?? "", teamId: row[1].text ?? "", label: row[2].text ?? "",
-        createdAt: row[3].real ?? 0, revokedAt: row[4].real)
-    }
+    return rows.map(StoreRows.apiKey)
   }
 
   /// Marks a key revoked; returns false when no key has this id. Revoking twice keeps the

@@ -3,30 +3,6 @@ import Support
 
 /// Task timelines, idempotency keys and delivery listings.
 extension SQLiteStore {
-  static func migrateTimeline(_ database: SQLiteConnection) throws(StorageError) {
-    try database.execute(
-      """
-      CREATE TABLE IF NOT EXISTS task_events (
-        task_id TEXT NOT NULL,
-        at REAL NOT NULL,
-        kind TEXT NOT NULL,
-        status_code INTEGER,
-        state TEXT,
-        latency_ms INTEGER,
-        error TEXT
-      );
-      CREATE INDEX IF NOT EXISTS task_events_task ON task_events(task_id, at);
-      CREATE TABLE IF NOT EXISTS idempotency_keys (
-        team_id TEXT NOT NULL,
-        key TEXT NOT NULL,
-        request_hash TEXT NOT NULL,
-        task_id TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        PRIMARY KEY (team_id, key)
-      );
-      """)
-  }
-
   func insertEvent(_ event: TaskEvent, _ database: SQLiteConnection) throws(StorageError) {
     try database.query(
       """
@@ -50,12 +26,7 @@ extension SQLiteStore {
         WHERE task_id = ? ORDER BY at, rowid
         """, [.text(taskId)])
     }
-    return rows.map { row in
-      TaskEvent(
-        taskId: taskId, at: row[0].real ?? 0, kind: row[1].text ?? "",
-        statusCode: row[2].integer.map { Int($0) }, state: row[3].text,
-        latencyMs: row[4].integer.map { Int($0) }, error: row[5].text)
-    }
+    return rows.map { StoreRows.event($0, taskId: taskId) }
   }
 
   public func deliveries(teamId: String, state: String, limit: Int) throws(StorageError)
@@ -70,11 +41,11 @@ extension SQLiteStore {
     let rows = try withConnection { database throws(StorageError) in
       try database.query(
         """
-        SELECT \(Self.deliveryColumns) FROM deliveries WHERE team_id = ? AND \(condition)
+        SELECT \(StoreRows.deliveryColumns) FROM deliveries WHERE team_id = ? AND \(condition)
         ORDER BY id DESC LIMIT ?
         """, [.text(teamId), .integer(Int64(limit))])
     }
-    return rows.map(deliveryRecord)
+    return rows.map(StoreRows.delivery)
   }
 
   public func insertDelivery(_ delivery: DeliveryRecord) throws(StorageError) -> DeliveryRecord {

@@ -11,7 +11,8 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
   private let connection: SQLiteConnection
   public let path: String
 
-  private static let schemaVersion = 2
+  /// The schema version of the database, after the migrations applied at open.
+  public let schemaVersion: Int
 
   public init(path: String) throws(StorageError) {
     self.path = path
@@ -19,67 +20,8 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
     try opened.execute("PRAGMA journal_mode=WAL")
     try opened.execute("PRAGMA synchronous=NORMAL")
     try opened.execute("PRAGMA foreign_keys=ON")
-    try Self.migrate(opened)
-    try Self.migrateTimeline(opened)
-    try Self.migrateExternal(opened)
+    schemaVersion = try Self.migrate(opened)
     connection = opened
-  }
-
-  private static func migrate(_ database: SQLiteConnection) throws(StorageError) {
-    try database.execute(
-      """
-      CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS api_keys (
-        hash TEXT PRIMARY KEY, team_id TEXT NOT NULL, label TEXT NOT NULL, created_at REAL NOT NULL
-      );
-      CREATE TABLE IF NOT EXISTS tasks (
-        id TEXT PRIMARY KEY,
-        team_id TEXT NOT NULL,
-        status TEXT NOT NULL,
-        provider TEXT,
-        created_at REAL NOT NULL,
-        next_run_at REAL,
-        doc TEXT NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS tasks_active ON tasks(next_run_at) WHERE next_run_at IS NOT NULL;
-      CREATE INDEX IF NOT EXISTS tasks_team_created ON tasks(team_id, created_at);
-      CREATE TABLE IF NOT EXISTS deliveries (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        task_id TEXT NOT NULL REFERENCES tasks(id),
-        team_id TEXT NOT NULL,
-        url TEXT NOT NULL,
-        event TEXT NOT NULL,
-        payload BLOB NOT NULL,
-        attempts INTEGER NOT NULL,
-        next_attempt_at REAL,
-        delivered_at REAL,
-        created_at REAL NOT NULL,
-        last_status INTEGER,
-        last_error TEXT
-      );
-      CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries(next_attempt_at)
-        WHERE next_attempt_at IS NOT NULL;
-      CREATE INDEX IF NOT EXISTS deliveries_task ON deliveries(task_id);
-      CREATE TABLE IF NOT EXISTS delivery_attempts (
-        delivery_id INTEGER NOT NULL REFERENCES deliveries(id),
-        at REAL NOT NULL,
-        status_code INTEGER,
-        latency_ms INTEGER NOT NULL,
-        error TEXT
-      );
-      CREATE INDEX IF NOT EXISTS delivery_attempts_delivery ON delivery_attempts(delivery_id);
-      """)
-    let rows = try database.query("SELECT value FROM settings WHERE key = 'schema_version'")
-    if let stored = rows.first?.first?.text, let version = Int(stored), version > schemaVersion {
-      throw StorageError(
-        "database schema version \(version) is newer than this binary supports (\(schemaVersion)); "
-          + "run a newer asyncqueue")
-    }
-    let stored = Int(rows.first?.first?.text ?? "1") ?? 1
-    if stored < 2 { try migrateToTeams(database) }
-    try database.query(
-      "INSERT OR REPLACE INTO settings(key, value) VALUES ('schema_version', ?)",
-      [.text(String(schemaVersion))])
   }
 
   @discardableResult
@@ -148,17 +90,15 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
       try database.query("SELECT doc FROM tasks WHERE id = ?", [.text(id)])
     }
     guard let text = rows.first?.first?.text else { return nil }
-    return try decode(text)
+    return try StoreRows.decode(text)
   }
 
   public func activeTasks() throws(StorageError) -> [TaskRecord] {
     let rows = try withConnection { database throws(StorageError) in
       try database.query(
-        "SELECT doc FROM tasks WHERE status NOT IN ('completed', 'failed', 'timeout', 'cancelled')")
+        "SELECT doc FROM tasks WHERE status NOT IN \(StoreRows.terminalStatuses)")
     }
-    var tasks: [TaskRecord] = []
-    for row in rows { if let text = row.first?.text { tasks.append(try decode(text)) } }
-    return tasks
+    return try StoreRows.decodeAll(rows)
   }
 
   public func listTasks(_ query: TaskQuery) throws(StorageError) -> (
@@ -193,9 +133,7 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
       let count = try database.query("SELECT count(*) FROM tasks WHERE \(filter)", parameters)
       return (rows, count)
     }
-    var tasks: [TaskRecord] = []
-    for row in rows { if let text = row.first?.text { tasks.append(try decode(text)) } }
-    return (tasks, Int(countRows.first?.first?.integer ?? 0))
+    return (try StoreRows.decodeAll(rows), Int(countRows.first?.first?.integer ?? 0))
   }
 
   // MARK: Deliveries
@@ -216,33 +154,12 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
       ])
   }
 
-  static let deliveryColumns = """
-    id, task_id, team_id, url, event, payload, attempts, next_attempt_at, delivered_at,
-    created_at, last_status, last_error
-    """
-
-  func deliveryRecord(_ row: [SQLValue]) -> DeliveryRecord {
-    var payload: [UInt8] = []
-    if case .blob(let bytes) = row[5] { payload = bytes }
-    if case .text(let text) = row[5] { payload = Array(text.utf8) }
-    var record = DeliveryRecord(
-      id: row[0].integer ?? 0, taskId: row[1].text ?? "", teamId: row[2].text ?? "",
-      url: row[3].text ?? "", event: row[4].text ?? "", payload: payload,
-      createdAt: row[9].real ?? 0)
-    record.attempts = Int(row[6].integer ?? 0)
-    record.nextAttemptAt = row[7].real
-    record.deliveredAt = row[8].real
-    record.lastStatus = row[10].integer.map { Int($0) }
-    record.lastError = row[11].text
-    return record
-  }
-
   public func pendingDeliveries() throws(StorageError) -> [DeliveryRecord] {
     let rows = try withConnection { database throws(StorageError) in
       try database.query(
-        "SELECT \(Self.deliveryColumns) FROM deliveries WHERE next_attempt_at IS NOT NULL")
+        "SELECT \(StoreRows.deliveryColumns) FROM deliveries WHERE next_attempt_at IS NOT NULL")
     }
-    return rows.map(deliveryRecord)
+    return rows.map(StoreRows.delivery)
   }
 
   public func saveDelivery(_ delivery: DeliveryRecord, attempt: DeliveryAttempt?)
@@ -277,10 +194,10 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
   public func deliveries(taskId: String) throws(StorageError) -> [DeliveryRecord] {
     let rows = try withConnection { database throws(StorageError) in
       try database.query(
-        "SELECT \(Self.deliveryColumns) FROM deliveries WHERE task_id = ? ORDER BY id",
+        "SELECT \(StoreRows.deliveryColumns) FROM deliveries WHERE task_id = ? ORDER BY id",
         [.text(taskId)])
     }
-    return rows.map(deliveryRecord)
+    return rows.map(StoreRows.delivery)
   }
 
   public func attempts(deliveryId: Int64) throws(StorageError) -> [DeliveryAttempt] {
@@ -290,11 +207,7 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
           + "WHERE delivery_id = ? ORDER BY at",
         [.integer(deliveryId)])
     }
-    return rows.map { row in
-      DeliveryAttempt(
-        deliveryId: deliveryId, at: row[0].real ?? 0, statusCode: row[1].integer.map { Int($0) },
-        latencyMs: Int(row[2].integer ?? 0), error: row[3].text)
-    }
+    return rows.map { StoreRows.attempt($0, deliveryId: deliveryId) }
   }
 
   // MARK: Settings and keys
@@ -344,24 +257,7 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
     return Int(rows.first?.first?.integer ?? 0)
   }
 
-  // MARK: Encoding
-
   func encode(_ task: TaskRecord) throws(StorageError) -> String {
-    // Only a non-finite double makes the writer fall back to "null"; the engine never stores one.
-    let bytes = task.document.serializedBytes()
-    guard bytes != Array("null".utf8) else {
-      throw StorageError("cannot encode task \(task.id): a number is not finite")
-    }
-    return String(decoding: bytes, as: UTF8.self)
-  }
-
-  private func decode(_ text: String) throws(StorageError) -> TaskRecord {
-    do {
-      return try TaskRecord(document: try JSONValue.parse(text))
-    } catch let error as StorageError {
-      throw error
-    } catch {
-      throw StorageError("stored task is unreadable: \(error)")
-    }
+    try StoreRows.encode(task)
   }
 }

@@ -102,6 +102,8 @@ public protocol TaskStore: Sendable {
   func taskCounts() throws(StorageError) -> [(status: String, provider: String?, count: Int)]
   /// Runs a trivial query, to check that the database responds.
   func ping() throws(StorageError)
+  /// The schema version the store's database is at after opening.
+  var schemaVersion: Int { get }
 }
 
 extension TaskStore {

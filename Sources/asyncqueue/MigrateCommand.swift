@@ -27,12 +27,7 @@ func runMigrate(_ arguments: [String]) {
     fail("\(error)")
   }
   let opened = openStore(flags, create: true)
-  let version: String
-  do {
-    version = try opened.store.setting("schema_version") ?? "unknown"
-  } catch {
-    fail("cannot read the schema version from \(opened.name): \(error)")
-  }
+  let version = String(opened.store.schemaVersion)
   let database = opened.settings.string("database")
   let directory = opened.settings.string("dataDir") ?? "./data"
   let fields =

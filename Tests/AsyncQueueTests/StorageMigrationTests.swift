@@ -31,7 +31,7 @@ import Testing
   @Test func versionOneKeysSurviveUpgrade() throws {
     let path = try versionOneDatabase()
     let store = try SQLiteStore(path: path)
-    #expect(try store.setting("schema_version") == "2")
+    #expect(try store.setting("schema_version") == String(SQLiteStore.latestSchemaVersion))
     #expect(try store.setting("webhook_secret") == "whsec_old")
     #expect(try store.team(forKeyHash: Crypto.sha256Hex("aq_old_key_123")) == "default")
     let keys = try store.apiKeys()
@@ -48,5 +48,28 @@ import Testing
     let first = try SQLiteStore(path: path).apiKeys()
     let second = try SQLiteStore(path: path).apiKeys()
     #expect(first == second, "a second open must not migrate again or change key ids")
+  }
+
+  @Test func versionTwoDatabaseOpens() throws {
+    let path = try versionOneDatabase()
+    do {
+      let database = try SQLiteConnection(path: path)
+      try database.execute(SQLiteStore.migrations[1].sql)
+      try database.execute(SQLiteStore.migrations[2].sql)
+      try database.execute("UPDATE settings SET value = '2' WHERE key = 'schema_version'")
+    }
+    let store = try SQLiteStore(path: path)
+    #expect(store.schemaVersion == SQLiteStore.latestSchemaVersion)
+    #expect(try store.team(forKeyHash: Crypto.sha256Hex("aq_old_key_123")) == "default")
+    #expect(try store.tokens(teamId: "default").isEmpty)
+  }
+
+  @Test func newerDatabaseIsRejected() throws {
+    let path = temporaryDirectory("schema-new") + "/asyncqueue.db"
+    _ = try SQLiteStore(path: path)
+    try SQLiteStore(path: path).setSetting(
+      "schema_version", String(SQLiteStore.latestSchemaVersion + 1))
+    let error = #expect(throws: StorageError.self) { try SQLiteStore(path: path) }
+    #expect(error?.message.contains("run a newer asyncqueue") == true)
   }
 }

@@ -18,64 +18,79 @@ func temporaryDirectory(_ name: String) -> String {
       retryBackoff: "exponential", priority: 5, delayUntil: nil, createdAt: 1000)
   }
 
-  @Test func taskSurvivesReopen() throws {
-    var task = sampleTask()
-    task.job = ["request_id": "abc", "status_url": .null]
-    let directory: String
-    do {
-      let (store, created) = try makeTestStore("store")
-      directory = created
-      try store.insertTask(task)
+  @Test(arguments: StoreBackend.available) func taskSurvivesReopen(_ backend: StoreBackend)
+    throws
+  {
+    try backend.withDatabase { open in
+      var task = sampleTask()
+      task.job = ["request_id": "abc", "status_url": .null]
+      do {
+        let store = try open()
+        try store.insertTask(task)
+      }
+      let reopened = try open()
+      #expect(try reopened.task(id: task.id) == task)
+      #expect(try reopened.activeTasks().map(\.id) == [task.id])
     }
-    let reopened = try openTestStore(directory)
-    #expect(try reopened.task(id: task.id) == task)
-    #expect(try reopened.activeTasks().map(\.id) == [task.id])
   }
 
-  @Test func terminalTaskLeavesActiveSet() throws {
-    let store = try makeTestStore("store").store
-    var task = sampleTask()
-    try store.insertTask(task)
-    task.status = .completed
-    task.nextRunAt = nil
-    let delivery = DeliveryRecord(
-      taskId: task.id, teamId: task.teamId, url: "https://example.com/done",
-      event: "task.completed", payload: Array("{}".utf8), createdAt: 1001)
-    try store.saveTask(task, delivery: delivery)
-    #expect(try store.activeTasks().isEmpty)
-    let pending = try store.pendingDeliveries()
-    #expect(pending.count == 1)
-    #expect(pending.first?.event == "task.completed")
-  }
-
-  @Test func saveOfUnknownTaskFailsAndQueuesNothing() throws {
-    let store = try makeTestStore("store").store
-    let task = sampleTask()
-    let delivery = DeliveryRecord(
-      taskId: task.id, teamId: task.teamId, url: "https://example.com/done",
-      event: "task.completed", payload: [], createdAt: 1)
-    #expect(throws: StorageError.self) { try store.saveTask(task, delivery: delivery) }
-    #expect(try store.pendingDeliveries().isEmpty)
-  }
-
-  @Test func listFiltersByTeamAndStatus() throws {
-    let store = try makeTestStore("store").store
-    for index in 0..<5 {
-      var task = sampleTask(team: index < 3 ? "a" : "b")
-      task.createdAt = Double(index)
+  @Test(arguments: StoreBackend.available) func terminalTaskLeavesActiveSet(
+    _ backend: StoreBackend
+  ) throws {
+    try backend.withStore { store in
+      var task = sampleTask()
       try store.insertTask(task)
+      task.status = .completed
+      task.nextRunAt = nil
+      let delivery = DeliveryRecord(
+        taskId: task.id, teamId: task.teamId, url: "https://example.com/done",
+        event: "task.completed", payload: Array("{}".utf8), createdAt: 1001)
+      try store.saveTask(task, delivery: delivery)
+      #expect(try store.activeTasks().isEmpty)
+      let pending = try store.pendingDeliveries()
+      #expect(pending.count == 1)
+      #expect(pending.first?.event == "task.completed")
+      #expect(pending.first?.payload == Array("{}".utf8))
     }
-    let page = try store.listTasks(TaskQuery(teamId: "a", status: .pending, limit: 2))
-    #expect(page.total == 3)
-    #expect(page.tasks.count == 2)
-    #expect(page.tasks.allSatisfy { $0.teamId == "a" })
   }
 
-  @Test func apiKeyHashMapsToTeam() throws {
-    let store = try makeTestStore("store").store
-    try store.addAPIKey(hash: Crypto.sha256Hex("k1"), teamId: "team-x", label: "test")
-    #expect(try store.team(forKeyHash: Crypto.sha256Hex("k1")) == "team-x")
-    #expect(try store.team(forKeyHash: Crypto.sha256Hex("k2")) == nil)
+  @Test(arguments: StoreBackend.available) func saveOfUnknownTaskFailsAndQueuesNothing(
+    _ backend: StoreBackend
+  ) throws {
+    try backend.withStore { store throws in
+      let task = sampleTask()
+      let delivery = DeliveryRecord(
+        taskId: task.id, teamId: task.teamId, url: "https://example.com/done",
+        event: "task.completed", payload: [], createdAt: 1)
+      #expect(throws: StorageError.self) { try store.saveTask(task, delivery: delivery) }
+      #expect(try store.pendingDeliveries().isEmpty)
+    }
+  }
+
+  @Test(arguments: StoreBackend.available) func listFiltersByTeamAndStatus(
+    _ backend: StoreBackend
+  ) throws {
+    try backend.withStore { store in
+      for index in 0..<5 {
+        var task = sampleTask(team: index < 3 ? "a" : "b")
+        task.createdAt = Double(index)
+        try store.insertTask(task)
+      }
+      let page = try store.listTasks(TaskQuery(teamId: "a", status: .pending, limit: 2))
+      #expect(page.total == 3)
+      #expect(page.tasks.count == 2)
+      #expect(page.tasks.allSatisfy { $0.teamId == "a" })
+    }
+  }
+
+  @Test(arguments: StoreBackend.available) func apiKeyHashMapsToTeam(_ backend: StoreBackend)
+    throws
+  {
+    try backend.withStore { store in
+      try store.addAPIKey(hash: Crypto.sha256Hex("k1"), teamId: "team-x", label: "test")
+      #expect(try store.team(forKeyHash: Crypto.sha256Hex("k1")) == "team-x")
+      #expect(try store.team(forKeyHash: Crypto.sha256Hex("k2")) == nil)
+    }
   }
 }
 

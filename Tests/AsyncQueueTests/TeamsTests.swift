@@ -77,8 +77,13 @@ import Testing
     #expect(!service.logLines.all.joined(separator: "\n").contains(secret))
   }
 
-  @Test func revokedKeyIsRejected() throws {
-    let store = try makeTestStore("keys").store
+  @Test(arguments: StoreBackend.available) func revokedKeyIsRejected(_ backend: StoreBackend)
+    throws
+  {
+    try backend.withStore { store in try checkRevocation(store) }
+  }
+
+  func checkRevocation(_ store: any TaskStore) throws {
     let authenticator = Authenticator(store: store, cacheSeconds: 0)
     let record = try store.createAPIKey(
       hash: Crypto.sha256Hex("aq_revoke_me_123"), teamId: "delta", label: "ci")
@@ -93,8 +98,13 @@ import Testing
     #expect(listed.first?.teamId == "delta")
   }
 
-  @Test func teamSecretIsStableAndDistinct() throws {
-    let store = try makeTestStore("secrets").store
+  @Test(arguments: StoreBackend.available) func teamSecretIsStableAndDistinct(
+    _ backend: StoreBackend
+  ) throws {
+    try backend.withStore { store in try checkTeamSecrets(store) }
+  }
+
+  func checkTeamSecrets(_ store: any TaskStore) throws {
     let first = try store.teamSecret("a", makeSecret: TeamSecrets.makeSecret)
     let again = try store.teamSecret("a", makeSecret: TeamSecrets.makeSecret)
     let other = try store.teamSecret("b", makeSecret: TeamSecrets.makeSecret)
