@@ -36,6 +36,9 @@ extension TaskRecord {
     fields["nextRunAt"] = nextRunAt.map { .double($0) }
     fields["deadlineAt"] = deadlineAt.map { .double($0) }
     fields["fetchRequest"] = fetchRequest
+    fields["waitForSignal"] = waitForSignal.map { .bool($0) }
+    fields["maxWaitTime"] = maxWaitTime.map { .double($0) }
+    fields["callbackUrl"] = callbackUrl.map { .string($0) }
     if let resultFile {
       fields["resultFile"] = [
         "name": .string(resultFile.name), "contentType": .string(resultFile.contentType),
@@ -82,6 +85,9 @@ extension TaskRecord {
     resultFile = try reader.resultFile()
     requestInFlight = try reader.optionalBool("requestInFlight") ?? false
     cancelRequested = try reader.optionalBool("cancelRequested") ?? false
+    waitForSignal = try reader.optionalBool("waitForSignal")
+    maxWaitTime = try reader.optionalDouble("maxWaitTime")
+    callbackUrl = try reader.optionalString("callbackUrl")
   }
 }
 

@@ -24,6 +24,34 @@ func temporaryDirectory(_ name: String) -> String {
     try backend.withDatabase { open in
       var task = sampleTask()
       task.job = ["request_id": "abc", "status_url": .null]
+      // Every optional field set, so a field the stored document forgets fails the comparison.
+      task.body = "{}"
+      task.provider = "fal"
+      task.pollConfig = ["interval": 5]
+      task.onCompleteUrl = "https://example.com/done"
+      task.delayUntil = 1001
+      task.result = ["ok": true]
+      task.error = "e"
+      task.errorCode = "c"
+      task.startedAt = 1002
+      task.completedAt = 1003
+      task.providerStatus = "IN_PROGRESS"
+      task.progress = 0.5
+      task.nextRunAt = 1004
+      task.step = .poll
+      task.deadlineAt = 1005
+      task.fetchRequest = ["url": "https://example.com/r"]
+      task.resultFile = ResultFile(name: "a.png", contentType: "image/png", size: 3)
+      task.requestInFlight = true
+      task.cancelRequested = true
+      task.waitForSignal = true
+      task.maxWaitTime = 60
+      task.callbackUrl = "https://example.com/cb"
+      let unset = Mirror(reflecting: task).children.filter { child in
+        let value = Mirror(reflecting: child.value)
+        return value.displayStyle == .optional && value.children.isEmpty
+      }
+      #expect(unset.isEmpty, "set these in the test too: \(unset.compactMap(\.label))")
       do {
         let store = try open()
         try store.insertTask(task)
