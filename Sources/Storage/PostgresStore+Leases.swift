@@ -36,7 +36,9 @@ extension PostgresStore {
     }
     var claimed: [ClaimedTask] = []
     for row in ordered {
-      let task = try StoreRows.decode(row[0].text ?? "")
+      var task = try StoreRows.decode(row[0].text ?? "")
+      // A wake or cancel from another node moves the column, not the document.
+      task.nextRunAt = row[2].real
       claimed.append(ClaimedTask(task: task, cancelRequested: row[1].integer == 1))
     }
     return claimed
@@ -58,11 +60,13 @@ extension PostgresStore {
           FOR UPDATE
         ) AS free
         WHERE tasks.id = free.id
-        RETURNING tasks.doc, free.cancel_requested
+        RETURNING tasks.doc, free.cancel_requested, tasks.next_run_at
         """, [.text(id), .text(node), .real(leaseUntil), .real(now)])
     }
     guard let row = rows.first else { return nil }
-    let task = try StoreRows.decode(row[0].text ?? "")
+    var task = try StoreRows.decode(row[0].text ?? "")
+    // A wake or cancel from another node moves the column, not the document.
+    task.nextRunAt = row[2].real
     return ClaimedTask(task: task, cancelRequested: row[1].integer == 1)
   }
 

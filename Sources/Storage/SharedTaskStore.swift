@@ -47,7 +47,8 @@ public protocol SharedTaskStore: TaskStore {
   /// Claims up to `limit` active tasks with `next_run_at <= dueBy` whose lease is free or
   /// expired at `now`, earliest first, skipping rows other nodes are claiming at the same
   /// moment. Sets each lease to `node` until `leaseUntil`, clears both request flags and
-  /// returns the tasks with the cancel flag they had.
+  /// returns the tasks with the cancel flag they had. A returned task's `nextRunAt` is the
+  /// row's due time, which a wake or cancellation may have moved.
   func claimDueTasks(node: String, dueBy: Double, now: Double, leaseUntil: Double, limit: Int)
     throws(StorageError) -> [ClaimedTask]
   /// Claims one active task whatever its due time, as `claimDueTasks` does; nil when the task

@@ -64,7 +64,10 @@ import Testing
     let service = try TestService(dataDirectory: data)
     defer { service.stop() }
     let (_, list) = try await service.call("GET", "/v1/tasks")
-    let task = try #require(list["tasks"]?.arrayValue?.first)
+    let id = try #require(list["tasks"]?.arrayValue?.first?["id"]?.stringValue)
+    // A single node recovers before its API opens; a node on a shared database when it claims
+    // the task, moments later.
+    let task = try await service.waitForEnd(id)
     #expect(task["status"]?.stringValue == "failed")
     #expect(task["errorCode"]?.stringValue == "submit_outcome_unknown")
     let deliveries = await receiver.deliveries(count: 1, timeout: 10)
