@@ -256,9 +256,9 @@ final class SharedLimiter: @unchecked Sendable {
     self.logger = logger
   }
 
-  /// Waits until a request under `key` may start; `seconds` is the longest the request can
-  /// last, which bounds the slot's lease should this node die holding it.
-  func acquire(_ key: String, limits: ProviderLimits, seconds: Double) async {
+  /// Waits until a request under `key` may start. The slot's lease is renewed with the node's
+  /// task leases, so a node that dies holding it frees it within the lease timeout.
+  func acquire(_ key: String, limits: ProviderLimits) async {
     // The node's own limiter lets at most `concurrency` of its requests compete for slots.
     var nodeLimits = limits
     nodeLimits.requestsPerSecond = 1e9
@@ -269,7 +269,7 @@ final class SharedLimiter: @unchecked Sendable {
       do {
         if let slot = try store.acquireLimitSlot(
           key: key, limit: limits.concurrency, node: node, now: now,
-          leaseUntil: now + seconds + leaseTimeout)
+          leaseUntil: now + leaseTimeout)
         {
           lock.withLock { held[key, default: []].append(slot) }
           break

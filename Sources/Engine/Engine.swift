@@ -361,7 +361,7 @@ public final class Engine: @unchecked Sendable {
     }
     let limited = limitKey(task)
     if let (key, limits) = limited, !holdingLimit {
-      await acquireLimit(key, limits, seconds: outgoing.timeout)
+      await acquireLimit(key, limits)
     }
     let started = Timestamp.now()
     let outcome = await client.send(outgoing)
@@ -382,18 +382,17 @@ public final class Engine: @unchecked Sendable {
   /// Waits for the task's provider limits ahead of `send(_:for:kind:holdingLimit:)`, so a
   /// submit is marked in flight only once it may leave.
   func acquireLimit(for task: TaskRecord) async {
-    if let (key, limits) = limitKey(task) { await acquireLimit(key, limits, seconds: task.timeout) }
+    if let (key, limits) = limitKey(task) { await acquireLimit(key, limits) }
   }
 
   func releaseLimit(for task: TaskRecord) {
     if let (key, _) = limitKey(task) { releaseLimit(key) }
   }
 
-  /// Waits for a limit slot, on this node or across the cluster; `seconds` bounds how long the
-  /// request holds it.
-  private func acquireLimit(_ key: String, _ limits: ProviderLimits, seconds: Double) async {
+  /// Waits for a limit slot, on this node or across the cluster.
+  private func acquireLimit(_ key: String, _ limits: ProviderLimits) async {
     if let sharedLimiter {
-      await sharedLimiter.acquire(key, limits: limits, seconds: seconds)
+      await sharedLimiter.acquire(key, limits: limits)
     } else {
       await limiter.acquire(key, limits: limits)
     }

@@ -144,7 +144,7 @@ final class WebhookDispatcher: @unchecked Sendable {
     guard room > 0 else { return [] }
     do {
       let claimed = try shared.store.claimDueDeliveries(
-        node: shared.node, now: now, leaseUntil: now + timeout + shared.leaseTimeout, limit: room)
+        node: shared.node, now: now, leaseUntil: now + shared.leaseTimeout, limit: room)
       lock.withLock { for delivery in claimed { inFlight.insert(delivery.id) } }
       return claimed
     } catch {

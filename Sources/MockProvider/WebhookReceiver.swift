@@ -67,6 +67,18 @@ public final class WebhookReceiver: @unchecked Sendable {
     return deliveries()
   }
 
+  /// Waits until a webhook for each of `taskIds` arrived (by its `X-AsyncQueue-Task-Id`
+  /// header) or `timeout` seconds passed; returns the ids that have one.
+  public func webhooks(for taskIds: Set<String>, timeout: Double) async -> Set<String> {
+    let deadline = Date(timeIntervalSinceNow: timeout)
+    while true {
+      let seen = Set(deliveries().compactMap { $0.headers["x-asyncqueue-task-id"] })
+      let covered = taskIds.intersection(seen)
+      if covered.count == taskIds.count || Date() >= deadline { return covered }
+      try? await Task.sleep(for: .milliseconds(20))
+    }
+  }
+
   /// Sets the HTTP status for every later delivery, for example 500 to make the sender retry.
   public func setStatus(_ code: Int) {
     condition.withLock { status = code }

@@ -109,19 +109,27 @@ extension PostgresStore {
 
   // MARK: Timeline
 
-  func insertEvent(_ event: TaskEvent, _ connection: PostgresConnection) throws(StorageError) {
-    try connection.query(
-      """
-      INSERT INTO task_events(task_id, at, kind, status_code, state, latency_ms, error)
-      VALUES ($1, $2, $3, $4, $5, $6, $7)
-      """,
-      [
+  /// Inserts timeline events with one statement.
+  func insertEvents(_ events: [TaskEvent], _ connection: PostgresConnection)
+    throws(StorageError)
+  {
+    guard !events.isEmpty else { return }
+    var rows: [String] = []
+    var parameters: [SQLValue] = []
+    for event in events {
+      let base = parameters.count
+      rows.append("(" + (1...7).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
+      parameters += [
         .text(event.taskId), .real(event.at), .text(event.kind),
         event.statusCode.map { .integer(Int64($0)) } ?? .null,
         event.state.map { .text($0) } ?? .null,
         event.latencyMs.map { .integer(Int64($0)) } ?? .null,
         event.error.map { .text($0) } ?? .null,
-      ])
+      ]
+    }
+    try connection.query(
+      "INSERT INTO task_events(task_id, at, kind, status_code, state, latency_ms, error) VALUES "
+        + rows.joined(separator: ", "), parameters)
   }
 
   public func events(taskId: String) throws(StorageError) -> [TaskEvent] {

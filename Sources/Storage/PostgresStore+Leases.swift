@@ -13,7 +13,7 @@ extension PostgresStore {
   ) throws(StorageError) -> [ClaimedTask] {
     // SKIP LOCKED passes over rows another node is claiming in this moment, and the row locks
     // make the two claims disjoint.
-    let rows = try transaction("claimDueTasks") { connection throws(StorageError) in
+    let rows = try autocommit("claimDueTasks") { connection throws(StorageError) in
       try connection.query(
         """
         UPDATE tasks SET lease_owner = $1, lease_until = $2, cancel_requested = false,
@@ -48,7 +48,7 @@ extension PostgresStore {
     throws(StorageError) -> ClaimedTask?
   {
     // A node may claim again a task it already holds, which extends its lease.
-    let rows = try transaction("claimTask") { connection throws(StorageError) in
+    let rows = try autocommit("claimTask") { connection throws(StorageError) in
       try connection.query(
         """
         UPDATE tasks SET lease_owner = $2, lease_until = $3, cancel_requested = false,
@@ -72,9 +72,17 @@ extension PostgresStore {
 
   public func renewLeases(node: String, leaseUntil: Double) throws(StorageError) -> Set<String> {
     let rows = try transaction("renewLeases") { connection throws(StorageError) in
-      try connection.query(
+      let rows = try connection.query(
         "UPDATE tasks SET lease_until = $2 WHERE lease_owner = $1 RETURNING id",
         [.text(node), .real(leaseUntil)])
+      // Provider limit slots and webhook deliveries in flight live as long as their node.
+      try connection.update(
+        "UPDATE limit_slots SET lease_until = $2 WHERE owner = $1 AND lease_until > 0",
+        [.text(node), .real(leaseUntil)])
+      try connection.update(
+        "UPDATE deliveries SET lease_until = $2 WHERE lease_owner = $1 "
+          + "AND next_attempt_at IS NOT NULL", [.text(node), .real(leaseUntil)])
+      return rows
     }
     return Set(rows.compactMap { $0.first?.text })
   }
@@ -83,36 +91,57 @@ extension PostgresStore {
     _ task: TaskRecord, node: String, delivery: DeliveryRecord?, events: [TaskEvent]
   ) throws(StorageError) -> Bool {
     let document = try StoreRows.encode(task)
-    return try transaction("saveHeldTask") { connection throws(StorageError) -> Bool in
+    let write = { (connection: PostgresConnection) throws(StorageError) -> Bool in
+      // Locks the row while this node holds the lease, writes it and announces a status
+      // change, in one statement.
       let rows = try connection.query(
-        "SELECT status FROM tasks WHERE id = $1 AND lease_owner = $2 FOR UPDATE",
-        [.text(task.id), .text(node)])
-      guard let previous = rows.first?.first?.text else { return false }
-      try write(task, document: document, previousStatus: previous, connection)
+        """
+        WITH held AS (
+          SELECT id, status FROM tasks WHERE id = $4 AND lease_owner = $5 FOR UPDATE
+        ), saved AS (
+          UPDATE tasks SET status = $1, next_run_at = $2, doc = $3
+          FROM held WHERE tasks.id = held.id RETURNING held.status AS previous
+        )
+        SELECT previous, CASE WHEN previous <> $1 THEN pg_notify($6, $7) END FROM saved
+        """,
+        [
+          .text(task.status.rawValue), task.nextRunAt.map { .real($0) } ?? .null,
+          .text(document), .text(task.id), .text(node), .text(self.channel),
+          .text(Self.statusPayloadPrefix + task.id),
+        ])
+      return !rows.isEmpty
+    }
+    if delivery == nil && events.isEmpty {
+      return try autocommit("saveHeldTask", write)
+    }
+    return try transaction("saveHeldTask") { connection throws(StorageError) -> Bool in
+      guard try write(connection) else { return false }
       try queue(delivery, events: events, connection)
       return true
     }
   }
 
   public func releaseTask(id: String, node: String) throws(StorageError) -> HeldTaskRequests? {
-    try transaction("releaseTask") { connection throws(StorageError) -> HeldTaskRequests? in
-      let rows = try connection.query(
+    let rows = try autocommit("releaseTask") { connection throws(StorageError) in
+      // Keeps the lease when another node asked for something meanwhile, in one statement.
+      try connection.query(
         """
-        SELECT cancel_requested, wake_requested FROM tasks
-        WHERE id = $1 AND lease_owner = $2 FOR UPDATE
+        WITH held AS (
+          SELECT id, cancel_requested, wake_requested FROM tasks
+          WHERE id = $1 AND lease_owner = $2 FOR UPDATE
+        )
+        UPDATE tasks SET
+          lease_owner = CASE WHEN held.cancel_requested OR held.wake_requested
+            THEN tasks.lease_owner END,
+          lease_until = CASE WHEN held.cancel_requested OR held.wake_requested
+            THEN tasks.lease_until END,
+          cancel_requested = false, wake_requested = false
+        FROM held WHERE tasks.id = held.id
+        RETURNING held.cancel_requested, held.wake_requested
         """, [.text(id), .text(node)])
-      guard let row = rows.first else { return nil }
-      let requests = HeldTaskRequests(cancel: row[0].integer == 1, wake: row[1].integer == 1)
-      if requests.isEmpty {
-        try connection.update(
-          "UPDATE tasks SET lease_owner = NULL, lease_until = NULL WHERE id = $1", [.text(id)])
-      } else {
-        try connection.update(
-          "UPDATE tasks SET cancel_requested = false, wake_requested = false WHERE id = $1",
-          [.text(id)])
-      }
-      return requests
     }
+    guard let row = rows.first else { return nil }
+    return HeldTaskRequests(cancel: row[0].integer == 1, wake: row[1].integer == 1)
   }
 
   /// Clears the task leases `node` holds and announces `workDue` when there were any. Its
@@ -122,6 +151,8 @@ extension PostgresStore {
       let released = try connection.update(
         "UPDATE tasks SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
         [.text(node)])
+      try connection.update(
+        "UPDATE limit_slots SET lease_until = 0 WHERE owner = $1", [.text(node)])
       if released > 0 { try notify(.workDue, connection) }
     }
   }
@@ -159,7 +190,7 @@ extension PostgresStore {
   public func claimDueDeliveries(node: String, now: Double, leaseUntil: Double, limit: Int)
     throws(StorageError) -> [DeliveryRecord]
   {
-    let rows = try transaction("claimDueDeliveries") { connection throws(StorageError) in
+    let rows = try autocommit("claimDueDeliveries") { connection throws(StorageError) in
       try connection.query(
         """
         UPDATE deliveries SET lease_owner = $1, lease_until = $2
@@ -183,38 +214,40 @@ extension PostgresStore {
     key: String, limit: Int, node: String, now: Double, leaseUntil: Double
   ) throws(StorageError) -> Int? {
     guard limit > 0 else { return nil }
-    return try transaction("acquireLimitSlot") { connection throws(StorageError) -> Int? in
-      // The lock serializes takers of one key, so the count and the insert see the same slots.
+    if slotRowsLock.withLock({ slotRows[key] ?? 0 }) < limit {
+      // A slot is a row, created free (lease_until 0) the first time a limit is seen.
+      try autocommit("acquireLimitSlot") { connection throws(StorageError) in
+        try connection.update(
+          """
+          INSERT INTO limit_slots(key, slot, owner, lease_until)
+          SELECT $1, s, '', 0 FROM generate_series(0, $2::integer - 1) AS s
+          ON CONFLICT (key, slot) DO NOTHING
+          """, [.text(key), .integer(Int64(limit))])
+      }
+      slotRowsLock.withLock { slotRows[key] = max(slotRows[key] ?? 0, limit) }
+    }
+    // SKIP LOCKED lets concurrent takers pick different free rows, and no more than `limit`
+    // rows below `limit` exist.
+    let rows = try autocommit("acquireLimitSlot") { connection throws(StorageError) in
       try connection.query(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-        [.integer(Int64(Self.limitLockKey)), .text(key)])
-      let rows = try connection.query(
         """
-        WITH live AS (
-          SELECT slot FROM limit_slots WHERE key = $1 AND lease_until > $4
-        ), free AS (
-          SELECT s AS slot FROM generate_series(0, $2::integer - 1) AS s
-          WHERE s NOT IN (SELECT slot FROM live) AND (SELECT count(*) FROM live) < $2::integer
-          ORDER BY s LIMIT 1
+        UPDATE limit_slots SET owner = $3, lease_until = $5
+        WHERE (key, slot) = (
+          SELECT key, slot FROM limit_slots
+          WHERE key = $1 AND slot < $2 AND lease_until <= $4
+          ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED
         )
-        INSERT INTO limit_slots(key, slot, owner, lease_until)
-        SELECT $1, slot, $3, $5 FROM free
-        ON CONFLICT (key, slot) DO UPDATE SET owner = excluded.owner,
-          lease_until = excluded.lease_until
         RETURNING slot
         """,
         [.text(key), .integer(Int64(limit)), .text(node), .real(now), .real(leaseUntil)])
-      return rows.first?.first?.integer.map { Int($0) }
     }
+    return rows.first?.first?.integer.map { Int($0) }
   }
 
-  /// The first key of the advisory lock that serializes takers of a limit's slots.
-  static let limitLockKey: Int32 = 0x6171_6c6d
-
   public func releaseLimitSlot(key: String, slot: Int, node: String) throws(StorageError) {
-    try transaction("releaseLimitSlot") { connection throws(StorageError) in
+    try autocommit("releaseLimitSlot") { connection throws(StorageError) in
       try connection.update(
-        "DELETE FROM limit_slots WHERE key = $1 AND slot = $2 AND owner = $3",
+        "UPDATE limit_slots SET lease_until = 0 WHERE key = $1 AND slot = $2 AND owner = $3",
         [.text(key), .integer(Int64(slot)), .text(node)])
     }
   }
@@ -222,7 +255,7 @@ extension PostgresStore {
   public func reserveSendTime(key: String, interval: Double) throws(StorageError) -> Double {
     // One statement: the row lock of the upsert orders concurrent reservations of a key, and
     // each takes the slot after the previous one or now, whichever is later.
-    let rows = try transaction("reserveSendTime") { connection throws(StorageError) in
+    let rows = try autocommit("reserveSendTime") { connection throws(StorageError) in
       try connection.query(
         """
         INSERT INTO send_times AS reserved (key, next_at)

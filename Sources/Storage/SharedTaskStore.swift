@@ -55,7 +55,8 @@ public protocol SharedTaskStore: TaskStore {
   /// is missing or terminal or another node holds a live lease on it.
   func claimTask(id: String, node: String, now: Double, leaseUntil: Double)
     throws(StorageError) -> ClaimedTask?
-  /// Extends every lease `node` holds to `leaseUntil`; returns the ids of the tasks it holds.
+  /// Extends every lease `node` holds, on tasks, pending deliveries and provider limit slots,
+  /// to `leaseUntil`; returns the ids of the tasks it holds.
   func renewLeases(node: String, leaseUntil: Double) throws(StorageError) -> Set<String>
   /// Saves a task as `saveTask` does, but only while `node` holds its lease; returns false,
   /// writing nothing, when it does not. Announces `statusChanged` when the stored status
@@ -67,7 +68,8 @@ public protocol SharedTaskStore: TaskStore {
   /// meanwhile, the lease is kept, the flags are cleared and returned; otherwise the lease is
   /// cleared and the result is empty. Nil when `node` does not hold the lease.
   func releaseTask(id: String, node: String) throws(StorageError) -> HeldTaskRequests?
-  /// Clears every lease `node` holds (on a clean stop), so other nodes take the work at once.
+  /// Clears every task lease and limit slot `node` holds (on a clean stop), so other nodes
+  /// take the work at once.
   func releaseAllTasks(node: String) throws(StorageError)
   /// Asks for an active task's cancellation: sets its cancel flag and, when no live lease
   /// holds it, makes it due at `now`. Announces `workDue`.
@@ -85,8 +87,8 @@ public protocol SharedTaskStore: TaskStore {
 
   // MARK: Provider limits across nodes
 
-  /// Takes one of the `limit` concurrency slots of `key` until `leaseUntil`; returns its
-  /// number, or nil when all are taken by live leases.
+  /// Takes one of the `limit` concurrency slots of `key` until `leaseUntil` (extended by
+  /// `renewLeases`); returns its number, or nil when all are taken by live leases.
   func acquireLimitSlot(key: String, limit: Int, node: String, now: Double, leaseUntil: Double)
     throws(StorageError) -> Int?
   func releaseLimitSlot(key: String, slot: Int, node: String) throws(StorageError)

@@ -146,10 +146,7 @@ struct ClusterTests {
     }
     #expect(mock.overlappingReads().isEmpty, "polled twice at once: \(mock.overlappingReads())")
 
-    let delivered = Set(
-      await receiver.deliveries(count: tasks.count, timeout: 30).compactMap {
-        $0.headers["x-asyncqueue-task-id"]
-      })
+    let delivered = await receiver.webhooks(for: Set(tasks.map(\.id)), timeout: 30)
     let missing = tasks.filter { !delivered.contains($0.id) }
     #expect(missing.isEmpty, "no webhook for \(missing.count) tasks")
   }
@@ -190,7 +187,7 @@ struct ClusterTests {
     let cluster = try Cluster(
       size: 3,
       environment: [
-        "ASYNCQUEUE_PROVIDER_LIMITS": #"{"luma": {"concurrency": 2, "requestsPerSecond": 1}}"#
+        "ASYNCQUEUE_PROVIDER_LIMITS": "luma=2/1"
       ])
     defer {
       cluster.stop()

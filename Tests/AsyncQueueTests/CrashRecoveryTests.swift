@@ -112,10 +112,7 @@ import Testing
         "\(provider): \(submits) submits for \(completed) completed and \(unknown) unknown")
     }
 
-    let delivered = Set(
-      await receiver.deliveries(count: tasks.count, timeout: 30).compactMap {
-        $0.path.hasSuffix("/call") ? nil : $0.headers["x-asyncqueue-task-id"]
-      })
+    let delivered = await receiver.webhooks(for: Set(tasks.map(\.id)), timeout: 30)
     let missing = tasks.filter { !delivered.contains($0.id) }
     #expect(missing.isEmpty, "no webhook for \(missing.count) tasks")
   }
