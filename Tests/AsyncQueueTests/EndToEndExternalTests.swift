@@ -112,8 +112,11 @@ import Testing
     }
     let (_, created) = try await service.call(
       "POST", "/v1/tasks",
-      body: JSONValue.object(["targetUrl": .string(target.url), "waitForSignal": true])
-        .serialized())
+      body: JSONValue.object([
+        // The default maxWaitTime (30 s) is 0.3 s at the test's delay scale, which a loaded
+        // machine can spend between the call and the signal.
+        "targetUrl": .string(target.url), "waitForSignal": true, "maxWaitTime": 3600,
+      ]).serialized())
     let id = try #require(created["task"]?["id"]?.stringValue)
     let token = try #require(created["signalToken"]?.stringValue)
     _ = await target.deliveries(count: 1, timeout: 10)
