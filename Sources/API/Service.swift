@@ -173,7 +173,17 @@ public final class Service: @unchecked Sendable {
   public func start() throws {
     try server.start()
     if let secret = generatedWebhookSecret {
-      try store.setSetting(Self.webhookSecretSetting, secret)
+      if try store.setting(Self.webhookSecretSetting) == nil {
+        try store.setSetting(Self.webhookSecretSetting, secret)
+      }
+      // Nodes of a new cluster that start at the same moment each generate a secret; only
+      // the stored one may sign webhooks.
+      guard try store.setting(Self.webhookSecretSetting) == secret else {
+        throw ServiceError(
+          message:
+            "another node stored its generated webhook secret first; start this node again "
+            + "to use that secret, or set webhookSecret on every node")
+      }
     } else if let given = options.webhookSecret, !given.isEmpty {
       // Stored so that `asyncqueue secret show` prints the secret in use.
       try store.setSetting(Self.webhookSecretSetting, given)
