@@ -310,11 +310,13 @@ def report_step(name, figures):
 def main():
     header("Cluster scaling", "bench/run.sh cluster")
     tasks = int(os.environ.get("AQ_CLUSTER_TASKS", "3000"))
-    # PostgreSQL 15 backends send their counters to pg_stat_database at most once a second and
-    # may hold them longer under contention, so a short window misreads commits.
+    # PostgreSQL 15 backends flush their counters to pg_stat_database at most once a second and
+    # may defer it up to 60 s under lock contention (PGSTAT_MIN_INTERVAL and PGSTAT_MAX_INTERVAL
+    # in pgstat.c), so a short window misreads commits.
     seconds = int(os.environ.get("AQ_CLUSTER_SECONDS", "30"))
     sizes = [int(size) for size in os.environ.get("AQ_CLUSTER_NODES", "1,2,3").split(",")]
     with_sqlite = os.environ.get("AQ_CLUSTER_SQLITE", "1") != "0"
+
     log_directory = tempfile.mkdtemp(prefix="aq-cluster-logs-")
     # Nodes that share a database must share the key that encrypts vault tokens.
     vault_key = secrets.token_hex(32)
