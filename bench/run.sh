@@ -3,7 +3,7 @@
 # Installs the tools it needs (wrk, redis-server; celery, redis and aiohttp for B5; PostgreSQL
 # through scripts/postgres.sh for cluster), builds the release binaries into $AQ_BUILD (default
 # /tmp/aq-build-bench), and sends load to 127.0.0.1 only. `all` leaves out cluster, which takes
-# about 3 minutes and needs root for PostgreSQL. See docs/benchmarks.md for what each scenario
+# about 7 minutes and needs root for PostgreSQL. See docs/benchmarks.md for what each scenario
 # measures.
 set -eu
 cd "$(dirname "$0")/.."
