@@ -107,13 +107,16 @@ class Mock:
 
 
 class Service:
-    """asyncqueue serve on a free port with a data directory under /tmp."""
+    """asyncqueue serve on a free port with a data directory under /tmp. `arguments` are added
+    to the command line, and `prefix` runs before it (e.g. a taskset command)."""
 
-    def __init__(self, data_directory=None, port=None):
+    def __init__(self, data_directory=None, port=None, arguments=(), prefix=(), log_path=None):
         self.data = data_directory or tempfile.mkdtemp(prefix="aq-bench-")
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = os.path.join(self.data, "service.log")
+        self.log_path = log_path or os.path.join(self.data, "service.log")
+        self.arguments = list(arguments)
+        self.prefix = list(prefix)
         self.process = None
 
     def start(self, wait=60):
@@ -121,11 +124,13 @@ class Service:
         self.started_at = time.monotonic()
         with open(self.log_path, "ab") as output:
             self.process = subprocess.Popen(
-                [f"{BUILD}/asyncqueue", "serve", "--port", str(self.port), "--data-dir",
-                 self.data, "--api-key", KEY, "--allow-private-network",
-                 # The per-team API rate limit would cap the load the benchmarks offer.
-                 "--rate-limit", "0",
-                 "--builtin-providers-dir", os.path.join(ROOT, "providers")],
+                self.prefix + [
+                    f"{BUILD}/asyncqueue", "serve", "--port", str(self.port), "--data-dir",
+                    self.data, "--api-key", KEY, "--allow-private-network",
+                    # The per-team API rate limit would cap the load the benchmarks offer.
+                    "--rate-limit", "0",
+                    "--builtin-providers-dir", os.path.join(ROOT, "providers")
+                ] + self.arguments,
                 stdout=output, stderr=output, env=environment, cwd=ROOT)
         if not wait_until(self.healthy, wait):
             raise SystemExit(f"the service did not respond within {wait} s; see {self.log_path}")
@@ -141,6 +146,8 @@ class Service:
         return rss_mib(self.process.pid)
 
     def stop(self, hard=False):
+        if self.process is None or self.process.poll() is not None:
+            return
         if hard:
             self.process.kill()
         else:
@@ -192,14 +199,20 @@ def wrk(url, seconds, connections=32, threads=2, script=None, environment=None, 
     command.append(url)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
                                env=dict(os.environ, **(environment or {})))
-    if until:
-        deadline = time.monotonic() + seconds
-        while process.poll() is None and time.monotonic() < deadline:
-            if until():
-                process.send_signal(signal.SIGINT)
-                break
-            time.sleep(0.2)
-    output, _ = process.communicate(timeout=seconds + 60)
+    try:
+        if until:
+            deadline = time.monotonic() + seconds
+            while process.poll() is None and time.monotonic() < deadline:
+                if until():
+                    process.send_signal(signal.SIGINT)
+                    break
+                time.sleep(0.2)
+        output, _ = process.communicate(timeout=seconds + 60)
+    finally:
+        # On an error or Ctrl-C in the driver, wrk must not go on loading the service.
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     percentiles = {}
     for name, value, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\b", output,
