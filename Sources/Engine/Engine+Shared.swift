@@ -26,11 +26,15 @@ extension Engine {
       [("node", config.nodeId), ("leaseTimeout", String(config.leaseTimeout))])
   }
 
-  /// Gives every lease back after a clean stop, so the other nodes take the work at once.
+  /// Gives the leases of idle tasks back after a clean stop, so the other nodes take them at
+  /// once. A step still running past the grace period keeps its lease until it expires, so
+  /// no other node runs the task while it might still send a request.
   func stopShared(_ shared: SharedTaskStore) {
     shared.stopListening()
+    sharedLimiter?.stop()
+    let busy = lock.withLock { running }
     do {
-      try shared.releaseAllTasks(node: config.nodeId)
+      try shared.releaseAllTasks(node: config.nodeId, keeping: busy)
     } catch {
       logger.warn(
         "cannot release task leases; other nodes take the tasks when the leases expire",
@@ -153,8 +157,9 @@ extension Engine {
           requests = try shared.releaseTask(id: id, node: config.nodeId)
         } catch {
           // The lease expires on its own; until then no node runs the task.
-          logger.warn(
-            "cannot release a task lease", [("task", id), ("error", "\(error)")])
+          if !lock.withLock({ stopping }) {
+            logger.warn("cannot release a task lease", [("task", id), ("error", "\(error)")])
+          }
         }
       }
       if let requests, !requests.isEmpty, let task = lock.withLock({ active[id] }) {
@@ -248,6 +253,11 @@ final class SharedLimiter: @unchecked Sendable {
   private let lock = NSLock()
   // Guarded by `lock`: slot numbers this node holds, by limiter key.
   private var held: [String: [Int]] = [:]
+  // Guarded by `lock`: set when the node stops; slots left then expire on their own.
+  private var stopped = false
+
+  /// Stops reporting failures: the store closes as the node stops.
+  func stop() { lock.withLock { stopped = true } }
 
   init(store: SharedTaskStore, node: String, leaseTimeout: Double, logger: Logger) {
     self.store = store
@@ -275,7 +285,10 @@ final class SharedLimiter: @unchecked Sendable {
           break
         }
       } catch {
-        logger.warn("cannot take a provider limit slot; retrying", [("error", "\(error)")])
+        // After a stop the store is closed and the step waits here until the process ends.
+        if !lock.withLock({ stopped }) {
+          logger.warn("cannot take a provider limit slot; retrying", [("error", "\(error)")])
+        }
         pause = 0.5
       }
       try? await Task.sleep(nanoseconds: UInt64(pause * 1e9))
@@ -296,7 +309,9 @@ final class SharedLimiter: @unchecked Sendable {
       do {
         try store.releaseLimitSlot(key: key, slot: slot, node: node)
       } catch {
-        logger.warn("cannot release a provider limit slot", [("error", "\(error)")])
+        if !lock.withLock({ stopped }) {
+          logger.warn("cannot release a provider limit slot", [("error", "\(error)")])
+        }
       }
     }
     local.release(key)

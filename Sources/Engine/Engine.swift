@@ -608,6 +608,13 @@ public final class Engine: @unchecked Sendable {
           try await cancelAfterStep(current)
         }
       } catch {
+        if lock.withLock({ stopping }) {
+          // The store closes as the service stops; the task resumes at the next claim.
+          logger.debug("step cut off by the stop", fields(task) + [("error", "\(error)")])
+          lock.withLock { _ = active.removeValue(forKey: id) }
+          await endClaim(id)
+          return
+        }
         if lock.withLock({ lostLeases.remove(id) != nil }) {
           logger.warn("lease lost; another node runs the task now", fields(task))
           lock.withLock { _ = active.removeValue(forKey: id) }

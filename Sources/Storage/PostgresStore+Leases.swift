@@ -144,15 +144,22 @@ extension PostgresStore {
     return HeldTaskRequests(cancel: row[0].integer == 1, wake: row[1].integer == 1)
   }
 
-  /// Clears the task leases `node` holds and announces `workDue` when there were any. Its
-  /// delivery leases are left to expire.
-  public func releaseAllTasks(node: String) throws(StorageError) {
+  /// Clears the task leases `node` holds but those of `keeping`, and announces `workDue` when
+  /// there were any. Its delivery leases are left to expire, and so are its limit slots while
+  /// it keeps a task.
+  public func releaseAllTasks(node: String, keeping: Set<String>) throws(StorageError) {
+    // Task ids are UUIDs or letters and digits, so the array literal needs no quoting.
+    let kept = "{" + keeping.sorted().map { "\"\($0)\"" }.joined(separator: ",") + "}"
     try transaction("releaseAllTasks") { connection throws(StorageError) in
       let released = try connection.update(
-        "UPDATE tasks SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
-        [.text(node)])
-      try connection.update(
-        "UPDATE limit_slots SET lease_until = 0 WHERE owner = $1", [.text(node)])
+        """
+        UPDATE tasks SET lease_owner = NULL, lease_until = NULL
+        WHERE lease_owner = $1 AND NOT (id = ANY($2::text[]))
+        """, [.text(node), .text(kept)])
+      if keeping.isEmpty {
+        try connection.update(
+          "UPDATE limit_slots SET lease_until = 0 WHERE owner = $1", [.text(node)])
+      }
       if released > 0 { try notify(.workDue, connection) }
     }
   }

@@ -68,9 +68,10 @@ public protocol SharedTaskStore: TaskStore {
   /// meanwhile, the lease is kept, the flags are cleared and returned; otherwise the lease is
   /// cleared and the result is empty. Nil when `node` does not hold the lease.
   func releaseTask(id: String, node: String) throws(StorageError) -> HeldTaskRequests?
-  /// Clears every task lease and limit slot `node` holds (on a clean stop), so other nodes
-  /// take the work at once.
-  func releaseAllTasks(node: String) throws(StorageError)
+  /// Clears every task lease `node` holds but those of `keeping` (on a clean stop), so other
+  /// nodes take the work at once; with nothing kept, its limit slots too. Kept leases (tasks
+  /// whose step still runs) expire on their own, so no other node runs them meanwhile.
+  func releaseAllTasks(node: String, keeping: Set<String>) throws(StorageError)
   /// Asks for an active task's cancellation: sets its cancel flag and, when no live lease
   /// holds it, makes it due at `now`. Announces `workDue`.
   func requestCancel(id: String, now: Double) throws(StorageError)
