@@ -9,6 +9,8 @@ final class PostgresConnection {
   /// Set once this use of the connection sent a COMMIT, after which a lost connection leaves
   /// the outcome unknown and the call must not run again.
   var commitSent = false
+  /// SQL its pool runs on the connection when it opens, run again after a reconnect.
+  var setup: String?
 
   init(target: PostgresTarget) throws(StorageError) {
     self.target = target
@@ -38,6 +40,7 @@ final class PostgresConnection {
       let reason = target.mask(Self.text(PQerrorMessage(handle)))
       throw StorageError("cannot reconnect to \(target.maskedURL): \(reason)")
     }
+    if let setup { try execute(setup) }
   }
 
   /// Runs SQL without parameters. The text may contain several statements.

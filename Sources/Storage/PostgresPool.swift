@@ -97,16 +97,19 @@ struct PostgresTarget: Sendable {
 final class PostgresPool: @unchecked Sendable {
   let target: PostgresTarget
   let size: Int
+  /// SQL run on each new connection, such as a session setting.
+  let setup: String?
   // Guards every property below.
   private let condition = NSCondition()
   private var idle: [PostgresConnection] = []
   private var openCount = 0
   private var isClosed = false
 
-  init(target: PostgresTarget, size: Int) {
+  init(target: PostgresTarget, size: Int, setup: String? = nil) {
     precondition(size > 0, "a connection pool needs at least one connection")
     self.target = target
     self.size = size
+    self.setup = setup
   }
 
   /// Takes an idle connection, opens one while fewer than `size` are open, or waits.
@@ -128,7 +131,10 @@ final class PostgresPool: @unchecked Sendable {
     openCount += 1
     condition.unlock()
     do {
-      return try PostgresConnection(target: target)
+      let connection = try PostgresConnection(target: target)
+      connection.setup = setup
+      if let setup { try connection.execute(setup) }
+      return connection
     } catch {
       condition.lock()
       openCount -= 1

@@ -13,7 +13,7 @@ extension PostgresStore {
   ) throws(StorageError) -> [ClaimedTask] {
     // SKIP LOCKED passes over rows another node is claiming in this moment, and the row locks
     // make the two claims disjoint.
-    let rows = try autocommit("claimDueTasks") { connection throws(StorageError) in
+    let rows = try autocommit("claimDueTasks", relaxed: true) { connection throws(StorageError) in
       try connection.query(
         """
         UPDATE tasks SET lease_owner = $1, lease_until = $2, cancel_requested = false,
@@ -48,7 +48,7 @@ extension PostgresStore {
     throws(StorageError) -> ClaimedTask?
   {
     // A node may claim again a task it already holds, which extends its lease.
-    let rows = try autocommit("claimTask") { connection throws(StorageError) in
+    let rows = try autocommit("claimTask", relaxed: true) { connection throws(StorageError) in
       try connection.query(
         """
         UPDATE tasks SET lease_owner = $2, lease_until = $3, cancel_requested = false,
@@ -71,7 +71,7 @@ extension PostgresStore {
   }
 
   public func renewLeases(node: String, leaseUntil: Double) throws(StorageError) -> Set<String> {
-    let rows = try transaction("renewLeases") { connection throws(StorageError) in
+    let rows = try transaction("renewLeases", relaxed: true) { connection throws(StorageError) in
       let rows = try connection.query(
         "UPDATE tasks SET lease_until = $2 WHERE lease_owner = $1 RETURNING id",
         [.text(node), .real(leaseUntil)])
@@ -122,7 +122,7 @@ extension PostgresStore {
   }
 
   public func releaseTask(id: String, node: String) throws(StorageError) -> HeldTaskRequests? {
-    let rows = try autocommit("releaseTask") { connection throws(StorageError) in
+    let rows = try autocommit("releaseTask", relaxed: true) { connection throws(StorageError) in
       // Keeps the lease when another node asked for something meanwhile, in one statement.
       try connection.query(
         """
@@ -197,7 +197,8 @@ extension PostgresStore {
   public func claimDueDeliveries(node: String, now: Double, leaseUntil: Double, limit: Int)
     throws(StorageError) -> [DeliveryRecord]
   {
-    let rows = try autocommit("claimDueDeliveries") { connection throws(StorageError) in
+    let rows = try autocommit("claimDueDeliveries", relaxed: true) {
+      connection throws(StorageError) in
       try connection.query(
         """
         UPDATE deliveries SET lease_owner = $1, lease_until = $2
@@ -223,7 +224,7 @@ extension PostgresStore {
     guard limit > 0 else { return nil }
     if slotRowsLock.withLock({ slotRows[key] ?? 0 }) < limit {
       // A slot is a row, created free (lease_until 0) the first time a limit is seen.
-      try autocommit("acquireLimitSlot") { connection throws(StorageError) in
+      try autocommit("acquireLimitSlot", relaxed: true) { connection throws(StorageError) in
         try connection.update(
           """
           INSERT INTO limit_slots(key, slot, owner, lease_until)
@@ -235,7 +236,8 @@ extension PostgresStore {
     }
     // SKIP LOCKED lets concurrent takers pick different free rows, and no more than `limit`
     // rows below `limit` exist.
-    let rows = try autocommit("acquireLimitSlot") { connection throws(StorageError) in
+    let rows = try autocommit("acquireLimitSlot", relaxed: true) {
+      connection throws(StorageError) in
       try connection.query(
         """
         UPDATE limit_slots SET owner = $3, lease_until = $5
@@ -252,7 +254,7 @@ extension PostgresStore {
   }
 
   public func releaseLimitSlot(key: String, slot: Int, node: String) throws(StorageError) {
-    try autocommit("releaseLimitSlot") { connection throws(StorageError) in
+    try autocommit("releaseLimitSlot", relaxed: true) { connection throws(StorageError) in
       try connection.update(
         "UPDATE limit_slots SET lease_until = 0 WHERE key = $1 AND slot = $2 AND owner = $3",
         [.text(key), .integer(Int64(slot)), .text(node)])
@@ -262,7 +264,7 @@ extension PostgresStore {
   public func reserveSendTime(key: String, interval: Double) throws(StorageError) -> Double {
     // One statement: the row lock of the upsert orders concurrent reservations of a key, and
     // each takes the slot after the previous one or now, whichever is later.
-    let rows = try autocommit("reserveSendTime") { connection throws(StorageError) in
+    let rows = try autocommit("reserveSendTime", relaxed: true) { connection throws(StorageError) in
       try connection.query(
         """
         INSERT INTO send_times AS reserved (key, next_at)

@@ -9,6 +9,11 @@ import Support
 /// reconnects and runs once more, unless it had already sent its COMMIT.
 public final class PostgresStore: SharedTaskStore, @unchecked Sendable {
   let pool: PostgresPool
+  /// Connections whose commits do not wait for the write-ahead log to reach the disk, for
+  /// the writes a server crash may lose without harm: claims, releases, lease renewals,
+  /// limit slots and send times. A lost claim or release only makes a lease expire later, and
+  /// every task save, which is what counts, goes through `pool` and waits.
+  let relaxedPool: PostgresPool
   /// The schema the tables are in: the first existing schema of the connection's search path.
   public let schema: String
   /// The schema version of the database, after the migrations applied at open.
@@ -34,6 +39,8 @@ public final class PostgresStore: SharedTaskStore, @unchecked Sendable {
     let schema = try Self.currentSchema(connection)
     schemaVersion = try Self.migrate(connection)
     self.pool = pool
+    relaxedPool = PostgresPool(
+      target: target, size: max(2, poolSize / 2), setup: "SET synchronous_commit TO off")
     self.schema = schema
     self.logger = logger
     channel = Self.channelName(schema: schema)
@@ -48,6 +55,7 @@ public final class PostgresStore: SharedTaskStore, @unchecked Sendable {
   public func close() {
     stopListening()
     pool.close()
+    relaxedPool.close()
   }
 
   private static func currentSchema(_ connection: PostgresConnection) throws(StorageError)
@@ -75,8 +83,10 @@ public final class PostgresStore: SharedTaskStore, @unchecked Sendable {
   /// once more, unless `body` had sent a COMMIT, whose outcome is then unknown.
   @discardableResult
   func withConnection<T>(
-    _ operation: String, _ body: (PostgresConnection) throws(StorageError) -> T
+    _ operation: String, relaxed: Bool = false,
+    _ body: (PostgresConnection) throws(StorageError) -> T
   ) throws(StorageError) -> T {
+    let pool = relaxed ? relaxedPool : self.pool
     let connection = try pool.borrow()
     defer { pool.giveBack(connection) }
     do {
@@ -101,9 +111,10 @@ public final class PostgresStore: SharedTaskStore, @unchecked Sendable {
   /// three. A lost connection leaves its outcome unknown, so it is not run again.
   @discardableResult
   func autocommit<T>(
-    _ operation: String, _ body: (PostgresConnection) throws(StorageError) -> T
+    _ operation: String, relaxed: Bool = false,
+    _ body: (PostgresConnection) throws(StorageError) -> T
   ) throws(StorageError) -> T {
-    try withConnection(operation) { connection throws(StorageError) -> T in
+    try withConnection(operation, relaxed: relaxed) { connection throws(StorageError) -> T in
       connection.commitSent = true
       return try body(connection)
     }
@@ -112,9 +123,10 @@ public final class PostgresStore: SharedTaskStore, @unchecked Sendable {
   /// Runs `body` in one transaction, rolled back when it throws.
   @discardableResult
   func transaction<T>(
-    _ operation: String, _ body: (PostgresConnection) throws(StorageError) -> T
+    _ operation: String, relaxed: Bool = false,
+    _ body: (PostgresConnection) throws(StorageError) -> T
   ) throws(StorageError) -> T {
-    try withConnection(operation) { connection throws(StorageError) -> T in
+    try withConnection(operation, relaxed: relaxed) { connection throws(StorageError) -> T in
       try connection.execute("BEGIN")
       do throws(StorageError) {
         let value = try body(connection)
