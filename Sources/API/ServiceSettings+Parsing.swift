@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Storage
 import Support
 
 extension ServiceSettings {

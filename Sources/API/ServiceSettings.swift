@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Storage
 import Support
 
 /// An invalid setting: names the setting, where its value came from and the fix.

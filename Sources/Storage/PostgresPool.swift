@@ -5,9 +5,11 @@ import Support
 /// A libpq connection URI, with its password kept out of messages.
 struct PostgresTarget: Sendable {
   let url: String
-  /// The URL with its password replaced by `****`, for messages and logs.
+  /// The URL with its passwords replaced by `***`, for messages and logs.
   let maskedURL: String
   let password: String?
+  /// The passwords as written in the URL, which libpq may quote in its messages.
+  let rawPasswords: [String]
 
   init(url: String) throws(StorageError) {
     guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
@@ -17,14 +19,22 @@ struct PostgresTarget: Sendable {
     }
     self.url = url
     maskedURL = Self.masked(url)
-    password = try Self.password(in: url, masked: maskedURL)
+    rawPasswords = DatabaseURL.rawPasswords(in: url)
+    password = try Self.password(in: url, masked: maskedURL, rawPasswords: rawPasswords)
     if let password { Redactor.shared.register(password) }
   }
 
-  /// Replaces every occurrence of the password in `text` with `****`.
+  /// Replaces every occurrence of the passwords in `text` with `***`.
   func mask(_ text: String) -> String {
-    guard let password, !password.isEmpty else { return text }
-    return text.replacingOccurrences(of: password, with: "****")
+    Self.mask(text, secrets: rawPasswords + (password.map { [$0] } ?? []))
+  }
+
+  static func mask(_ text: String, secrets: [String]) -> String {
+    var result = text
+    for secret in secrets.sorted(by: { $0.count > $1.count }) where !secret.isEmpty {
+      result = result.replacingOccurrences(of: secret, with: "***")
+    }
+    return result
   }
 
   /// Opens a connection, blocking until it is ready or has failed. Settings the URL names win,
@@ -48,10 +58,14 @@ struct PostgresTarget: Sendable {
 
   /// Reads the password the way libpq does, from the user information or a `password`
   /// parameter, percent-decoded.
-  private static func password(in url: String, masked: String) throws(StorageError) -> String? {
+  private static func password(in url: String, masked: String, rawPasswords: [String])
+    throws(StorageError) -> String?
+  {
     var message: UnsafeMutablePointer<CChar>?
     guard let options = PQconninfoParse(url, &message) else {
-      let reason = message.map { String(cString: $0) } ?? "out of memory"
+      // libpq quotes the token it could not read, which may be the password.
+      let reason = mask(
+        message.map { String(cString: $0) } ?? "out of memory", secrets: rawPasswords)
       PQfreemem(message)
       throw StorageError(
         "invalid PostgreSQL URL \(masked): "
@@ -68,28 +82,7 @@ struct PostgresTarget: Sendable {
     return nil
   }
 
-  /// Masks the password in the user information (`user:password@`) and in a `password=`
-  /// query parameter.
-  static func masked(_ url: String) -> String {
-    var result = url
-    if let schemeEnd = result.range(of: "://") {
-      let rest = result[schemeEnd.upperBound...]
-      let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
-      let authority = rest[..<authorityEnd]
-      if let at = authority.lastIndex(of: "@"),
-        let colon = authority[..<at].firstIndex(of: ":")
-      {
-        result.replaceSubrange(result.index(after: colon)..<at, with: "****")
-      }
-    }
-    guard let query = result.firstIndex(of: "?") else { return result }
-    let parameters = result[result.index(after: query)...].split(
-      separator: "&", omittingEmptySubsequences: false
-    ).map { parameter in
-      parameter.lowercased().hasPrefix("password=") ? "password=****" : String(parameter)
-    }
-    return result[...query] + parameters.joined(separator: "&")
-  }
+  static func masked(_ url: String) -> String { DatabaseURL.masked(url) }
 }
 
 /// Up to `size` connections, each lent to one caller at a time; a caller waits when all are

@@ -48,7 +48,7 @@ public final class PostgresStore: SharedTaskStore, @unchecked Sendable {
 
   deinit { close() }
 
-  /// The URL with its password replaced by `****`.
+  /// The URL with its password replaced by `***`.
   public var maskedURL: String { pool.target.maskedURL }
 
   /// Stops listening and closes every connection. Calls made afterwards fail.

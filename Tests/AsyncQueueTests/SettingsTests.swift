@@ -1,6 +1,7 @@
 import API
 import Engine
 import Foundation
+import Storage
 import Support
 import Testing
 

@@ -194,10 +194,25 @@ import Testing
   }
 
   @Test func passwordIsMaskedInURL() {
-    #expect(PostgresTarget.masked("postgres://u:s3cret@h:5432/db") == "postgres://u:****@h:5432/db")
+    #expect(PostgresTarget.masked("postgres://u:s3cret@h:5432/db") == "postgres://u:***@h:5432/db")
     #expect(
       PostgresTarget.masked("postgres://u@h/db?password=s3cret&x=1")
-        == "postgres://u@h/db?password=****&x=1")
+        == "postgres://u@h/db?password=***&x=1")
     #expect(PostgresTarget.masked("postgres://h/db") == "postgres://h/db")
+    #expect(
+      PostgresTarget.masked("postgres://u@h/db?sslpassword=k3y")
+        == "postgres://u@h/db?sslpassword=***")
+  }
+
+  @Test func unreadablePasswordStaysOutOfTheError() {
+    // libpq quotes the token it cannot percent-decode: here, the password.
+    var message = ""
+    do {
+      _ = try PostgresTarget(url: "postgres://u:Hunter2%Secret@127.0.0.1:1/db")
+    } catch {
+      message = error.message
+    }
+    #expect(message.contains("invalid"), "\(message)")
+    #expect(!message.contains("Hunter2"), "\(message)")
   }
 }

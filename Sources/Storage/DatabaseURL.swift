@@ -10,8 +10,8 @@ public enum DatabaseURL {
     return lowercased.hasPrefix("postgres://") || lowercased.hasPrefix("postgresql://")
   }
 
-  /// Returns the URL with each password, in the user information or in a `password` parameter,
-  /// replaced by `***`.
+  /// Returns the URL with each password, in the user information or in a `password` or
+  /// `sslpassword` parameter, replaced by `***`.
   public static func masked(_ url: String) -> String {
     var result = url
     for range in passwordRanges(in: url).reversed() {
@@ -36,6 +36,11 @@ public enum DatabaseURL {
 
   /// Finds the passwords as libpq does: the user information ends at the first `@` before any
   /// `/`, and its password follows the first `:`; query parameters are split at `&`.
+  /// The passwords as written in the URL, percent-encoding included.
+  public static func rawPasswords(in url: String) -> [String] {
+    passwordRanges(in: url).map { String(url[$0]) }
+  }
+
   static func passwordRanges(in url: String) -> [Range<String.Index>] {
     guard let scheme = url.range(of: "://") else { return [] }
     var ranges: [Range<String.Index>] = []
@@ -48,7 +53,7 @@ public enum DatabaseURL {
     guard let question = rest.firstIndex(of: "?") else { return ranges }
     for parameter in url[url.index(after: question)...].split(separator: "&") {
       guard let equals = parameter.firstIndex(of: "="),
-        parameter[..<equals].lowercased() == "password"
+        ["password", "sslpassword"].contains(parameter[..<equals].lowercased())
       else { continue }
       ranges.append(parameter.index(after: equals)..<parameter.endIndex)
     }
