@@ -37,8 +37,8 @@ public struct EngineConfig: Sendable {
   public var shutdownGrace: Double = 10
   /// The 32-byte key that encrypts vault tokens at rest.
   public var vaultKey: [UInt8] = Array(repeating: 0, count: 32)
-  /// This node's name in task leases, when the store is shared by several nodes. Each start
-  /// takes a fresh one, so two nodes never share a name.
+  /// This node's name in task leases and logs, when the store is shared by several nodes. The
+  /// engine adds a random suffix at each start, so two processes never share a lease owner.
   public var nodeId: String = "node-" + Crypto.randomHex(bytes: 6)
   /// Seconds a node's claim on a task lasts without renewal: how long the tasks of a node that
   /// died wait before another node takes them over.
@@ -119,9 +119,16 @@ public final class Engine: @unchecked Sendable {
   }
   private var installedPlugins: (any EnginePlugins)?
 
-  public init(config: EngineConfig, store: TaskStore, catalog: ProviderCatalog, logger: Logger)
+  public init(
+    config given: EngineConfig, store: TaskStore, catalog: ProviderCatalog, logger: Logger
+  )
     throws
   {
+    var config = given
+    // Leases name this process, not only the node: two processes started with one node id by
+    // mistake, or a node restarted within the lease timeout, never take each other's leases
+    // for their own.
+    config.nodeId += "." + Crypto.randomHex(bytes: 3)
     self.config = config
     self.store = store
     self.logger = logger

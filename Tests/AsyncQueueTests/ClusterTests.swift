@@ -27,12 +27,12 @@ struct ClusterTests {
       for _ in 0..<size { nodes.append(try startNode()) }
     }
 
-    func startNode() throws -> ServiceProcess {
+    func startNode(id: String? = nil) throws -> ServiceProcess {
       started += 1
       return try ServiceProcess(
         binary: binary, dataDirectory: temporaryDirectory("node\(started)"),
         delayScale: ClusterTests.delayScale, database: database,
-        arguments: ["--node-id", "node\(started)", "--vault-key", Self.vaultKey],
+        arguments: ["--node-id", id ?? "node\(started)", "--vault-key", Self.vaultKey],
         environment: environment)
     }
 
@@ -149,6 +149,28 @@ struct ClusterTests {
     let delivered = await receiver.webhooks(for: Set(tasks.map(\.id)), timeout: 30)
     let missing = tasks.filter { !delivered.contains($0.id) }
     #expect(missing.isEmpty, "no webhook for \(missing.count) tasks")
+  }
+
+  @Test func twoProcessesWithOneNodeIdStrandNothing() async throws {
+    let mock = MockProviderServer()
+    try mock.start()
+    let receiver = WebhookReceiver()
+    try receiver.start()
+    let cluster = try Cluster(size: 0)
+    defer {
+      cluster.stop()
+      mock.stop()
+      receiver.stop()
+    }
+    // An operator's mistake: a second process with the same --node-id.
+    cluster.nodes = [try cluster.startNode(id: "twin"), try cluster.startNode(id: "twin")]
+    let tasks = try await createTasks(cluster, count: 40, mock: mock, receiver: receiver)
+    try await Task.sleep(for: .milliseconds(400))
+    cluster.nodes[1].kill()
+    cluster.nodes.removeLast()
+    // The survivor must not renew the dead twin's leases as its own.
+    let final = await waitForAll(cluster, tasks, seconds: 40)
+    #expect(final.count == tasks.count, "tasks not finished: \(tasks.count - final.count)")
   }
 
   @Test func longPollOnAnotherNodeReturnsWhenTheTaskChanges() async throws {
