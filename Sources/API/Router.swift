@@ -75,10 +75,15 @@ public final class APIRouter: Sendable {
   ) -> HTTPResponse {
     var team = ""
     if route.access == .team {
-      guard
-        let found = authenticator.team(
-          authorization: request.header("authorization"), apiKey: request.header("x-api-key"))
-      else {
+      let verdict = authenticator.check(
+        authorization: request.header("authorization"), apiKey: request.header("x-api-key"))
+      if verdict == .unavailable {
+        // A client must not take a database outage for a revoked key.
+        return error(
+          503, "storage_unavailable",
+          "the database is not reachable, so the API key could not be checked; try again")
+      }
+      guard case .team(let found) = verdict else {
         let response = error(
           401, "unauthorized",
           "missing or invalid API key; send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"

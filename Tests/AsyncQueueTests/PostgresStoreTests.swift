@@ -1,3 +1,4 @@
+import API
 import Foundation
 import Support
 import Testing
@@ -121,6 +122,19 @@ import Testing
       try store.releaseAllTasks(node: "n", keeping: ["b"])
       #expect(try store.claimTask(id: "a", node: "m", now: 31, leaseUntil: 60) != nil)
       #expect(try store.claimTask(id: "b", node: "m", now: 31, leaseUntil: 60) == nil)
+    }
+  }
+
+  @Test func keyCheckWithoutDatabaseIsUnavailableNotRejected() throws {
+    try TestSchema.with { schema in
+      let store = try schema.makeStore()
+      try store.addAPIKey(hash: Crypto.sha256Hex("aq_outage_key_1"), teamId: "t", label: "x")
+      let authenticator = Authenticator(store: store, cacheSeconds: 0)
+      #expect(
+        authenticator.check(authorization: "Bearer aq_outage_key_1", apiKey: nil) == .team("t"))
+      store.close()
+      #expect(
+        authenticator.check(authorization: "Bearer aq_outage_key_1", apiKey: nil) == .unavailable)
     }
   }
 
