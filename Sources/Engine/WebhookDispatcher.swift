@@ -18,6 +18,8 @@ final class WebhookDispatcher: @unchecked Sendable {
   private let shared: (store: SharedTaskStore, node: String, leaseTimeout: Double)?
   /// Deliveries attempted at once in shared mode.
   private static let sharedBatch = 64
+  // Guarded by `lock`: a failed claim was logged; the next success says so once.
+  private var claimFailing = false
 
   private let lock = NSLock()
   // Guarded by `lock`.
@@ -145,10 +147,22 @@ final class WebhookDispatcher: @unchecked Sendable {
     do {
       let claimed = try shared.store.claimDueDeliveries(
         node: shared.node, now: now, leaseUntil: now + shared.leaseTimeout, limit: room)
-      lock.withLock { for delivery in claimed { inFlight.insert(delivery.id) } }
+      let recovered = lock.withLock {
+        for delivery in claimed { inFlight.insert(delivery.id) }
+        defer { claimFailing = false }
+        return claimFailing
+      }
+      if recovered { logger.info("claiming webhook deliveries again") }
       return claimed
     } catch {
-      logger.warn("cannot claim webhook deliveries; retrying", [("error", "\(error)")])
+      // Once per outage, not ten times a second.
+      let first = lock.withLock {
+        defer { claimFailing = true }
+        return !claimFailing
+      }
+      if first {
+        logger.warn("cannot claim webhook deliveries; retrying", [("error", "\(error)")])
+      }
       return []
     }
   }

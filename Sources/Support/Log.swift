@@ -59,7 +59,7 @@ public final class Logger: Sendable {
     let safeFields = fields.map { ($0.0, Redactor.shared.redact($0.1)) }
     switch format {
     case .text:
-      var line = "\(time) \(level) \(safeMessage)"
+      var line = "\(time) \(level) \(safeMessage.replacingOccurrences(of: "\n", with: " "))"
       for (key, value) in safeFields {
         line += " \(key)=\(Self.quoteIfNeeded(value))"
       }
@@ -86,10 +86,17 @@ public final class Logger: Sendable {
     log(.error, message, fields)
   }
 
+  /// Quotes a field value that holds a space, quote, equals sign or line break; line breaks
+  /// become `\n` so every entry stays on one line.
   private static func quoteIfNeeded(_ value: String) -> String {
-    if value.isEmpty || value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" }) {
+    if value.isEmpty
+      || value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline })
+    {
       let escaped = value.replacingOccurrences(of: "\\", with: "\\\\")
         .replacingOccurrences(of: "\"", with: "\\\"")
+        .replacingOccurrences(of: "\r\n", with: "\\n")
+        .replacingOccurrences(of: "\n", with: "\\n")
+        .replacingOccurrences(of: "\r", with: "\\n")
       return "\"\(escaped)\""
     }
     return value

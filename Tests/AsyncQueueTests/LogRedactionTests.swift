@@ -53,3 +53,16 @@ import Testing
     }
   }
 }
+
+@Suite struct LogLineTests {
+  @Test func everyTextEntryStaysOnOneLine() {
+    let lines = LogCapture()
+    let logger = Logger(minimumLevel: .debug, format: .text, sink: { lines.append($0) })
+    logger.warn(
+      "cannot claim\nwork", [("error", "connection lost\nserver closed the connection\r\n")])
+    #expect(lines.all.count == 1)
+    let line = lines.all.first ?? ""
+    #expect(!line.contains("\n"), "\(line)")
+    #expect(line.contains(#"error="connection lost\nserver closed the connection\n""#), "\(line)")
+  }
+}
