@@ -212,9 +212,13 @@ public final class APIRouter: Sendable {
       guard let wait = Double(waitText), wait >= 0, wait <= 25 else {
         return error(400, "invalid_parameter", "'wait' must be a number of seconds from 0 to 25")
       }
-      if wait > 0 && !task.status.isTerminal {
-        engine.waitForStatusChange(id: id, from: task.status, timeout: wait)
-        task = lookUp(id, team: team) ?? task
+      // A wake-up without a change (a notice about another step of the task) waits again.
+      let deadline = Date().addingTimeInterval(wait)
+      let status = task.status
+      while !status.isTerminal, task.status == status, deadline.timeIntervalSinceNow > 0 {
+        engine.waitForStatusChange(id: id, from: status, timeout: deadline.timeIntervalSinceNow)
+        guard let current = lookUp(id, team: team) else { break }
+        task = current
       }
     }
     return .json(
