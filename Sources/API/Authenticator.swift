@@ -23,7 +23,7 @@ public final class Authenticator: @unchecked Sendable {
     case team(String)
     /// No key, or one that is unknown or revoked.
     case rejected
-    /// The database did not answer, so the key could not be checked.
+    /// The database did not respond, so the key could not be checked.
     case unavailable
   }
 

@@ -4,14 +4,14 @@ import Support
 
 /// Shared mode: several nodes on one database. Each node claims due tasks with a lease, runs
 /// their steps, and gives each lease back when the task's next step is not due soon, so any
-/// node may take it next. A node that dies stops renewing its leases; once they expire the
-/// others claim its tasks and treat a request in flight as after a restart.
+/// node may take it next. A node that dies stops renewing its leases. Once they expire, the
+/// others claim its tasks and handle a request in flight as after a restart.
 extension Engine {
   /// How often a node looks for due work when no notice wakes it.
   static let claimInterval = 0.1
   /// Tasks due within this many seconds are claimed early and kept between steps.
   static let claimHorizon = 0.25
-  /// The most tasks claimed in one statement.
+  /// Tasks claimed in one statement, at most.
   static let claimBatch = 128
 
   func startShared(_ shared: SharedTaskStore) throws(StorageError) {

@@ -18,7 +18,7 @@ final class WebhookDispatcher: @unchecked Sendable {
   private let shared: (store: SharedTaskStore, node: String, leaseTimeout: Double)?
   /// Deliveries attempted at once in shared mode.
   private static let sharedBatch = 64
-  // Guarded by `lock`: a failed claim was logged; the next success says so once.
+  // Guarded by `lock`: a failed claim was logged, and the next success logs the recovery.
   private var claimFailing = false
 
   private let lock = NSLock()

@@ -13,7 +13,7 @@ public struct ClaimedTask: Sendable {
   }
 }
 
-/// What other nodes asked of a task while this node held its lease.
+/// Requests other nodes made of a task while this node held its lease.
 public struct HeldTaskRequests: Sendable, Equatable {
   public var cancel: Bool
   public var wake: Bool

@@ -86,8 +86,8 @@ public final class Logger: Sendable {
     log(.error, message, fields)
   }
 
-  /// Quotes a field value that holds a space, quote, equals sign or line break; line breaks
-  /// become `\n` so every entry stays on one line.
+  /// Quotes a field value that contains a space, quote, equals sign or line break. Line breaks
+  /// become `\n`, so every entry stays on one line.
   private static func quoteIfNeeded(_ value: String) -> String {
     if value.isEmpty
       || value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline })
