@@ -54,6 +54,8 @@ public struct ServiceOptions: Sendable {
   public var shutdownGrace: Double = 10
   /// Task steps in flight at once.
   public var maxConcurrentSteps = 2048
+  /// Tasks loaded in one batch at start-up; see `EngineConfig.loadBatch`. Tests lower it.
+  public var loadBatch = 5_000
   /// Overrides of template limits on requests per provider, by template id.
   public var providerLimits: [String: ProviderLimits] = [:]
   /// Multiplies every delay the engine waits; see `EngineConfig.delayScale`. Settable only
@@ -206,6 +208,7 @@ public final class Service: @unchecked Sendable {
     config.providerLimits = options.providerLimits
     config.webhookRetention = options.webhookRetention
     config.maxConcurrentSteps = options.maxConcurrentSteps
+    config.loadBatch = options.loadBatch
     config.shutdownGrace = options.shutdownGrace
     config.leaseTimeout = options.leaseTimeout
     if let node = options.nodeId { config.nodeId = node }

@@ -21,6 +21,7 @@ extension Engine {
   public func cancel(id: String, teamId: String) throws(StorageError) -> CancelOutcome {
     guard let task = try task(id: id, teamId: teamId) else { return .notFound }
     if task.status.isTerminal { return .finished(task) }
+    if lock.withLock({ active[id] == nil }) { waitUntilLoaded() }
     switch claimForCancel(id) {
     case .busy(let snapshot):
       // A step is running; it applies the cancellation when it returns.

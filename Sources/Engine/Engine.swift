@@ -40,6 +40,9 @@ public struct EngineConfig: Sendable {
   /// This node's name in task leases and logs, when the store is shared by several nodes. The
   /// engine adds a random suffix at each start, so two processes never share a lease owner.
   public var nodeId: String = "node-" + Crypto.randomHex(bytes: 6)
+  /// Tasks read from the store in one batch at start-up; the first batch runs while the rest
+  /// loads.
+  public var loadBatch = 5_000
   /// Seconds a node's claim on a task lasts without renewal: how long the tasks of a node that
   /// died wait before another node takes them over.
   public var leaseTimeout: Double = 15
@@ -99,6 +102,8 @@ public final class Engine: @unchecked Sendable {
   /// shared store the engine claims due tasks with leases instead of loading every active task.
   let shared: SharedTaskStore?
   let sharedLimiter: SharedLimiter?
+  /// Entered while the tasks active at start-up are loading; see `waitUntilLoaded`.
+  let loading = DispatchGroup()
   let claimWake = DispatchSemaphore(value: 0)
   let claimStopped = DispatchSemaphore(value: 0)
   var claimThread: Thread?
@@ -160,8 +165,53 @@ public final class Engine: @unchecked Sendable {
       startScheduler()
       return
     }
-    let tasks = try store.activeTasks()
-    var recovered: [TaskRecord] = []
+    // The first batch loads before the API and the scheduler start, so an unreadable
+    // database still stops the start; the rest loads while the first tasks already run.
+    let first = try store.activeTasks(after: nil, limit: config.loadBatch)
+    try webhooks.start()
+    try adoptLoaded(first)
+    startScheduler()
+    guard first.count == config.loadBatch, let last = first.last?.id else {
+      if !first.isEmpty {
+        logger.info("resuming unfinished tasks", [("count", String(first.count))])
+      }
+      return
+    }
+    loading.enter()
+    // Holds the engine until the load ends, even when the service stops first.
+    let loader = Thread { [self] in
+      self.loadRemaining(after: last, loaded: first.count)
+      self.loading.leave()
+    }
+    loader.name = "asyncqueue-loader"
+    loader.start()
+  }
+
+  /// Loads the active tasks after the first batch, one batch at a time.
+  private func loadRemaining(after first: String, loaded: Int) {
+    var after = first
+    var count = loaded
+    while !lock.withLock({ stopping }) {
+      do {
+        let batch = try store.activeTasks(after: after, limit: config.loadBatch)
+        try adoptLoaded(batch)
+        count += batch.count
+        guard batch.count == config.loadBatch, let last = batch.last?.id else { break }
+        after = last
+      } catch {
+        logger.error(
+          "cannot load the unfinished tasks after this one; they resume at the next start",
+          [("task", after), ("error", "\(error)")])
+        break
+      }
+    }
+    logger.info("resuming unfinished tasks", [("count", String(count))])
+  }
+
+  /// Schedules tasks read at start-up; one whose request was in flight is recovered first.
+  private func adoptLoaded(_ tasks: [TaskRecord]) throws(StorageError) {
+    var ready: [TaskRecord] = []
+    ready.reserveCapacity(tasks.count)
     for var task in tasks {
       registerSecrets(task)
       if let ended = recoverAfterRestart(&task) {
@@ -169,20 +219,20 @@ public final class Engine: @unchecked Sendable {
         if let ended { webhooks.enqueue(ended) }
         if task.status.isTerminal { continue }
       }
-      recovered.append(task)
+      ready.append(task)
     }
-    lock.lock()
-    for task in recovered {
-      active[task.id] = task
-      queue.push(id: task.id, at: task.nextRunAt ?? Timestamp.now(), priority: task.priority)
+    lock.withLock {
+      for task in ready where active[task.id] == nil {
+        active[task.id] = task
+        queue.push(id: task.id, at: task.nextRunAt ?? Timestamp.now(), priority: task.priority)
+      }
     }
-    lock.unlock()
-    if !recovered.isEmpty {
-      logger.info("resuming unfinished tasks", [("count", String(recovered.count))])
-    }
-    try webhooks.start()
-    startScheduler()
+    wake.signal()
   }
+
+  /// Waits until every task active at start-up is in memory, so a cancel, a signal or a long
+  /// poll does not take a task still loading for one that ended.
+  func waitUntilLoaded() { loading.wait() }
 
   private func startScheduler() {
     let thread = Thread { [unowned self] in self.schedulerLoop() }
@@ -294,6 +344,7 @@ public final class Engine: @unchecked Sendable {
       waitForSharedStatusChange(id: id, from: status, timeout: timeout)
       return
     }
+    if lock.withLock({ active[id] == nil }) { waitUntilLoaded() }
     let signal = DispatchSemaphore(value: 0)
     lock.lock()
     if let current = active[id], current.status == status {
@@ -540,6 +591,7 @@ public final class Engine: @unchecked Sendable {
   /// right after the running one. A task whose call has not gone out keeps its schedule, and
   /// the call's step applies the resolution once the call returns.
   func wakeForResolution(_ id: String) {
+    if lock.withLock({ active[id] == nil }) { waitUntilLoaded() }
     let (held, wake) = lock.withLock {
       (active[id] != nil, running.contains(id) || active[id]?.step != .call)
     }

@@ -10,7 +10,10 @@ extension TaskRecord {
     for (name, value) in headers where TaskPresenter.isSensitiveHeader(name) {
       found.append(contentsOf: Self.secretForms(of: value))
     }
-    for url in [targetUrl, onCompleteUrl].compactMap({ $0 }) {
+    // Only a URL with user information can hold a password; parsing the others would cost
+    // more than the rest of this getter, which runs for every task at start-up.
+    for url in [targetUrl, onCompleteUrl].compactMap({ $0 })
+    where url.utf8.contains(UInt8(ascii: "@")) {
       if let password = URLComponents(string: url)?.password, !password.isEmpty {
         found.append(password)
       }

@@ -239,6 +239,19 @@ public final class PostgresStore: SharedTaskStore, @unchecked Sendable {
     return try StoreRows.decodeAll(rows)
   }
 
+  public func activeTasks(after id: String?, limit: Int) throws(StorageError) -> [TaskRecord] {
+    let rows = try withConnection("activeTasks") { connection throws(StorageError) in
+      // The C collation orders ids by bytes, as SQLite does.
+      try connection.query(
+        """
+        SELECT doc FROM tasks WHERE id COLLATE "C" > $1
+          AND status NOT IN \(StoreRows.terminalStatuses)
+        ORDER BY id COLLATE "C" LIMIT $2
+        """, [.text(id ?? ""), .integer(Int64(limit))])
+    }
+    return try StoreRows.decodeAll(rows)
+  }
+
   public func listTasks(_ query: TaskQuery) throws(StorageError) -> (
     tasks: [TaskRecord], total: Int
   ) {

@@ -101,6 +101,17 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
     return try StoreRows.decodeAll(rows)
   }
 
+  public func activeTasks(after id: String?, limit: Int) throws(StorageError) -> [TaskRecord] {
+    let rows = try withConnection { database throws(StorageError) in
+      try database.query(
+        """
+        SELECT doc FROM tasks WHERE id > ? AND status NOT IN \(StoreRows.terminalStatuses)
+        ORDER BY id LIMIT ?
+        """, [.text(id ?? ""), .integer(Int64(limit))])
+    }
+    return try StoreRows.decodeAll(rows)
+  }
+
   public func listTasks(_ query: TaskQuery) throws(StorageError) -> (
     tasks: [TaskRecord], total: Int
   ) {

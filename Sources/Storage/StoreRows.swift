@@ -83,9 +83,48 @@ enum StoreRows {
     }
   }
 
+  /// Decodes the first column of each row, in order. Many rows (all active tasks at start-up)
+  /// are split over the processor's cores.
   static func decodeAll(_ rows: [[SQLValue]]) throws(StorageError) -> [TaskRecord] {
+    let texts = rows.compactMap { $0.first?.text }
+    let parts = texts.count < 2_000 ? 1 : ProcessInfo.processInfo.activeProcessorCount
+    guard parts > 1 else {
+      var tasks: [TaskRecord] = []
+      tasks.reserveCapacity(texts.count)
+      for text in texts { tasks.append(try decode(text)) }
+      return tasks
+    }
+    let size = (texts.count + parts - 1) / parts
+    let results = DecodedParts(count: parts)
+    DispatchQueue.concurrentPerform(iterations: parts) { part in
+      let range = (part * size)..<min(texts.count, (part + 1) * size)
+      var tasks: [TaskRecord] = []
+      tasks.reserveCapacity(range.count)
+      do throws(StorageError) {
+        for index in range { tasks.append(try decode(texts[index])) }
+        results.set(part, .success(tasks))
+      } catch {
+        results.set(part, .failure(error))
+      }
+    }
     var tasks: [TaskRecord] = []
-    for row in rows { if let text = row.first?.text { tasks.append(try decode(text)) } }
+    tasks.reserveCapacity(texts.count)
+    for part in results.all() { tasks.append(contentsOf: try part.get()) }
     return tasks
   }
+}
+
+/// The decoded parts of `decodeAll`, written by several threads.
+private final class DecodedParts: @unchecked Sendable {
+  private let lock = NSLock()
+  // Guarded by `lock`.
+  private var parts: [Result<[TaskRecord], StorageError>]
+
+  init(count: Int) { parts = Array(repeating: .success([]), count: count) }
+
+  func set(_ index: Int, _ value: Result<[TaskRecord], StorageError>) {
+    lock.withLock { parts[index] = value }
+  }
+
+  func all() -> [Result<[TaskRecord], StorageError>] { lock.withLock { parts } }
 }

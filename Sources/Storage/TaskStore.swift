@@ -37,6 +37,9 @@ public protocol TaskStore: Sendable {
   func task(id: String) throws(StorageError) -> TaskRecord?
   /// Returns every task that is not terminal.
   func activeTasks() throws(StorageError) -> [TaskRecord]
+  /// Returns up to `limit` tasks that are not terminal and whose ids sort after `id` (from the
+  /// first when nil), in id order: the start-up load, one batch at a time.
+  func activeTasks(after id: String?, limit: Int) throws(StorageError) -> [TaskRecord]
   func listTasks(_ query: TaskQuery) throws(StorageError) -> (tasks: [TaskRecord], total: Int)
 
   func pendingDeliveries() throws(StorageError) -> [DeliveryRecord]
