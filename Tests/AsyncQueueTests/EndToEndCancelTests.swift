@@ -98,9 +98,11 @@ import Testing
         "luma", scenario: "polls=200", service: service, mock: mock, receiver: receiver)
       try await waitForPolls(service, id, count: 1)
       let (status, json) = try await service.call("POST", "/v1/tasks/\(id)/cancel")
-      #expect(status == 200, "\(json.serialized())")
-      #expect(json["task"]?["status"]?.stringValue == "cancelled")
-      #expect(json["task"]?["error"]?.stringValue?.contains("no cancel endpoint") == true)
+      // 202 when a poll step was running at that moment; the cancel then applies after it.
+      #expect(status == 200 || status == 202, "\(json.serialized())")
+      let task = status == 200 ? json["task"] ?? .null : try await service.waitForEnd(id)
+      #expect(task["status"]?.stringValue == "cancelled", "\(task.serialized())")
+      #expect(task["error"]?.stringValue?.contains("no cancel endpoint") == true)
       #expect(!mock.requests().contains { $0.method == "DELETE" })
     }
   }

@@ -49,28 +49,32 @@ import Testing
     defer { receiver.stop() }
     let data = temporaryDirectory("batches")
     var ids: [String] = []
+    let later: String
     do {
       let first = try TestService(dataDirectory: data)
       // Due in 2 s: still waiting when the service stops.
       let due = Timestamp.iso8601(seconds: Timestamp.now() + 2)
-      for index in 0..<23 {
+      for index in 0..<22 {
         ids.append(
           try await first.createTask([
             "targetUrl": .string(receiver.url + "/t\(index)"), "delayUntil": .string(due),
           ]))
       }
+      later = try await first.createTask([
+        "targetUrl": .string(receiver.url + "/later"),
+        "delayUntil": .string(Timestamp.iso8601(seconds: Timestamp.now() + 600)),
+      ])
       first.stop()
     }
     // Batches of 4: the first loads before the API opens, five more while tasks run.
     let second = try TestService(dataDirectory: data) { $0.loadBatch = 4 }
     defer { second.stop() }
-    // A cancel right after the start waits for the load instead of taking a task still
-    // loading for one that ended.
-    let last = ids.max()!
-    let (status, cancelled) = try await second.call("POST", "/v1/tasks/\(last)/cancel")
+    // A cancel right after the start waits for the load, if the task is still loading,
+    // instead of taking it for one that ended.
+    let (status, cancelled) = try await second.call("POST", "/v1/tasks/\(later)/cancel")
     #expect(status == 200, "\(cancelled.serialized())")
     #expect(cancelled["task"]?["status"]?.stringValue == "cancelled")
-    for id in ids where id != last {
+    for id in ids {
       let task = try await second.waitForEnd(id)
       #expect(task["status"]?.stringValue == "completed", "\(task.serialized())")
     }
