@@ -78,7 +78,8 @@ import Testing
       let task = try await second.waitForEnd(id)
       #expect(task["status"]?.stringValue == "completed", "\(task.serialized())")
     }
-    #expect(await receiver.deliveries(count: 22, timeout: 10).count == 22)
+    // Plain calls are at least once: one cut off by the first stop may arrive twice.
+    #expect(await receiver.deliveries(count: 22, timeout: 10).count >= 22)
   }
 
   @Test func providerSubmitInFlightAtCrashFailsAsUnknown() async throws {
