@@ -92,6 +92,12 @@ func runServe(_ arguments: [String]) {
     }
     options.delayScale = value
   }
+  if let batch = ProcessInfo.processInfo.environment["ASYNCQUEUE_LOAD_BATCH"] {
+    guard let value = Int(batch), value >= 1 else {
+      fail("invalid ASYNCQUEUE_LOAD_BATCH '\(batch)': expected a whole number of at least 1")
+    }
+    options.loadBatch = value
+  }
 
   let level = LogLevel(name: settings.string("logLevel") ?? "info") ?? .info
   let format = Logger.Format(rawValue: settings.string("logFormat") ?? "text") ?? .text

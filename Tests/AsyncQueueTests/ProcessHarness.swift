@@ -53,6 +53,8 @@ final class ServiceProcess: @unchecked Sendable {
     ]
     var environment = ProcessInfo.processInfo.environment
     environment["ASYNCQUEUE_DELAY_SCALE"] = String(delayScale)
+    // Small batches, so restarts in crash tests load most tasks while the first ones run.
+    environment["ASYNCQUEUE_LOAD_BATCH"] = "50"
     // Passed in the environment rather than as a flag, so the password stays out of `ps`.
     environment["ASYNCQUEUE_DATABASE"] =
       try database ?? TestDatabase.database(forDataDirectory: dataDirectory)
