@@ -277,12 +277,13 @@ final class SharedLimiter: @unchecked Sendable {
     while true {
       let now = Timestamp.now()
       do {
-        if let slot = try store.acquireLimitSlot(
-          key: key, limit: limits.concurrency, node: node, now: now,
-          leaseUntil: now + leaseTimeout)
+        if let grant = try store.acquireLimitSlot(
+          key: key, limit: limits.concurrency, interval: 1 / limits.requestsPerSecond,
+          node: node, now: now, leaseUntil: now + leaseTimeout)
         {
-          lock.withLock { held[key, default: []].append(slot) }
-          break
+          lock.withLock { held[key, default: []].append(grant.slot) }
+          if grant.wait > 0 { try? await Task.sleep(nanoseconds: UInt64(grant.wait * 1e9)) }
+          return
         }
       } catch {
         // After a stop the store is closed and the step waits here until the process ends.
@@ -293,12 +294,6 @@ final class SharedLimiter: @unchecked Sendable {
       }
       try? await Task.sleep(nanoseconds: UInt64(pause * 1e9))
       pause = min(pause * 2, 0.05)
-    }
-    do {
-      let wait = try store.reserveSendTime(key: key, interval: 1 / limits.requestsPerSecond)
-      if wait > 0 { try? await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
-    } catch {
-      logger.warn("cannot reserve a send time; sending now", [("error", "\(error)")])
     }
   }
 

@@ -219,8 +219,8 @@ extension PostgresStore {
   // MARK: Provider limits
 
   public func acquireLimitSlot(
-    key: String, limit: Int, node: String, now: Double, leaseUntil: Double
-  ) throws(StorageError) -> Int? {
+    key: String, limit: Int, interval: Double, node: String, now: Double, leaseUntil: Double
+  ) throws(StorageError) -> LimitGrant? {
     guard limit > 0 else { return nil }
     if slotRowsLock.withLock({ slotRows[key] ?? 0 }) < limit {
       // A slot is a row, created free (lease_until 0) the first time a limit is seen.
@@ -235,22 +235,41 @@ extension PostgresStore {
       slotRowsLock.withLock { slotRows[key] = max(slotRows[key] ?? 0, limit) }
     }
     // SKIP LOCKED lets concurrent takers pick different free rows, and no more than `limit`
-    // rows below `limit` exist.
+    // rows below `limit` exist. The send time is reserved only when a slot was taken: the
+    // row lock of its upsert orders the reservations of a key, each one `interval` after the
+    // previous one or now, whichever is later.
     let rows = try autocommit("acquireLimitSlot", relaxed: true) {
       connection throws(StorageError) in
       try connection.query(
         """
-        UPDATE limit_slots SET owner = $3, lease_until = $5
-        WHERE (key, slot) = (
-          SELECT key, slot FROM limit_slots
-          WHERE key = $1 AND slot < $2 AND lease_until <= $4
-          ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED
+        WITH taken AS (
+          UPDATE limit_slots SET owner = $3, lease_until = $5
+          WHERE (key, slot) = (
+            SELECT key, slot FROM limit_slots
+            WHERE key = $1 AND slot < $2 AND lease_until <= $4
+            ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED
+          )
+          RETURNING slot
+        ), reserved AS (
+          INSERT INTO send_times AS reserved (key, next_at)
+          SELECT $1::text, extract(epoch FROM clock_timestamp())::double precision
+            + $6::double precision
+          FROM taken
+          ON CONFLICT (key) DO UPDATE SET next_at = greatest(
+            reserved.next_at, extract(epoch FROM clock_timestamp())::double precision
+          ) + $6::double precision
+          RETURNING greatest(0, reserved.next_at - $6::double precision
+            - extract(epoch FROM clock_timestamp())::double precision) AS wait
         )
-        RETURNING slot
+        SELECT taken.slot, reserved.wait FROM taken LEFT JOIN reserved ON true
         """,
-        [.text(key), .integer(Int64(limit)), .text(node), .real(now), .real(leaseUntil)])
+        [
+          .text(key), .integer(Int64(limit)), .text(node), .real(now), .real(leaseUntil),
+          .real(interval),
+        ])
     }
-    return rows.first?.first?.integer.map { Int($0) }
+    guard let row = rows.first, let slot = row[0].integer else { return nil }
+    return LimitGrant(slot: Int(slot), wait: row[1].real ?? 0)
   }
 
   public func releaseLimitSlot(key: String, slot: Int, node: String) throws(StorageError) {
@@ -261,21 +280,4 @@ extension PostgresStore {
     }
   }
 
-  public func reserveSendTime(key: String, interval: Double) throws(StorageError) -> Double {
-    // One statement: the row lock of the upsert orders concurrent reservations of a key, and
-    // each takes the slot after the previous one or now, whichever is later.
-    let rows = try autocommit("reserveSendTime", relaxed: true) { connection throws(StorageError) in
-      try connection.query(
-        """
-        INSERT INTO send_times AS reserved (key, next_at)
-        SELECT $1::text, extract(epoch FROM clock_timestamp())::double precision + $2::double precision
-        ON CONFLICT (key) DO UPDATE SET next_at = greatest(
-          reserved.next_at, extract(epoch FROM clock_timestamp())::double precision
-        ) + $2::double precision
-        RETURNING greatest(0, reserved.next_at - $2::double precision
-          - extract(epoch FROM clock_timestamp())::double precision)
-        """, [.text(key), .real(interval)])
-    }
-    return rows.first?.first?.real ?? 0
-  }
 }

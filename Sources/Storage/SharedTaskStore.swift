@@ -26,6 +26,18 @@ public struct HeldTaskRequests: Sendable, Equatable {
   public var isEmpty: Bool { !cancel && !wake }
 }
 
+/// A provider limit slot taken for one request.
+public struct LimitGrant: Sendable, Equatable {
+  public var slot: Int
+  /// Seconds to wait before sending, so the key's requests keep their spacing; 0 to send now.
+  public var wait: Double
+
+  public init(slot: Int, wait: Double) {
+    self.slot = slot
+    self.wait = wait
+  }
+}
+
 /// A change another node made, announced through the database.
 public enum StoreNotice: Sendable, Equatable {
   /// A task's status changed; long polls on it return.
@@ -89,14 +101,13 @@ public protocol SharedTaskStore: TaskStore {
   // MARK: Provider limits across nodes
 
   /// Takes one of the `limit` concurrency slots of `key` until `leaseUntil` (extended by
-  /// `renewLeases`); returns its number, or nil when all are taken by live leases.
-  func acquireLimitSlot(key: String, limit: Int, node: String, now: Double, leaseUntil: Double)
-    throws(StorageError) -> Int?
+  /// `renewLeases`) and, in the same statement, reserves the request's send time, spacing the
+  /// requests of `key` `interval` seconds apart across all nodes by the database's clock.
+  /// Nil when all slots are taken by live leases.
+  func acquireLimitSlot(
+    key: String, limit: Int, interval: Double, node: String, now: Double, leaseUntil: Double
+  ) throws(StorageError) -> LimitGrant?
   func releaseLimitSlot(key: String, slot: Int, node: String) throws(StorageError)
-  /// Reserves the next send time of `key`, spacing requests `interval` seconds apart across
-  /// all nodes, by the database's clock; returns the seconds to wait before sending (0 when
-  /// the request may go now).
-  func reserveSendTime(key: String, interval: Double) throws(StorageError) -> Double
 
   // MARK: Result files
 

@@ -163,20 +163,26 @@ import Testing
     try TestSchema.with { schema in
       let nodes = [try schema.makeStore(), try schema.makeStore()]
       #expect(
-        try nodes[0].acquireLimitSlot(key: "k", limit: 2, node: "a", now: 1, leaseUntil: 10) == 0)
+        try nodes[0].acquireLimitSlot(
+          key: "k", limit: 2, interval: 0, node: "a", now: 1, leaseUntil: 10)?.slot == 0)
       #expect(
-        try nodes[1].acquireLimitSlot(key: "k", limit: 2, node: "b", now: 1, leaseUntil: 30) == 1)
+        try nodes[1].acquireLimitSlot(
+          key: "k", limit: 2, interval: 0, node: "b", now: 1, leaseUntil: 30)?.slot == 1)
       #expect(
-        try nodes[1].acquireLimitSlot(key: "k", limit: 2, node: "b", now: 2, leaseUntil: 10) == nil)
+        try nodes[1].acquireLimitSlot(
+          key: "k", limit: 2, interval: 0, node: "b", now: 2, leaseUntil: 10)?.slot == nil)
       #expect(
-        try nodes[1].acquireLimitSlot(key: "k", limit: 2, node: "b", now: 11, leaseUntil: 20) == 0)
+        try nodes[1].acquireLimitSlot(
+          key: "k", limit: 2, interval: 0, node: "b", now: 11, leaseUntil: 20)?.slot == 0)
       try nodes[0].releaseLimitSlot(key: "k", slot: 1, node: "a")
       #expect(
-        try nodes[1].acquireLimitSlot(key: "k", limit: 2, node: "b", now: 12, leaseUntil: 20) == nil
+        try nodes[1].acquireLimitSlot(
+          key: "k", limit: 2, interval: 0, node: "b", now: 12, leaseUntil: 20)?.slot == nil
       )
       try nodes[1].releaseLimitSlot(key: "k", slot: 1, node: "b")
       #expect(
-        try nodes[0].acquireLimitSlot(key: "k", limit: 2, node: "a", now: 12, leaseUntil: 20) == 1)
+        try nodes[0].acquireLimitSlot(
+          key: "k", limit: 2, interval: 0, node: "a", now: 12, leaseUntil: 20)?.slot == 1)
 
       let held = HeldSlots()
       let failures = LockedList<String>()
@@ -187,7 +193,8 @@ import Testing
           do {
             guard
               let slot = try node.acquireLimitSlot(
-                key: "busy", limit: 3, node: "n\(thread)", now: now, leaseUntil: now + 100)
+                key: "busy", limit: 3, interval: 0, node: "n\(thread)", now: now,
+                leaseUntil: now + 100)?.slot
             else { continue }
             held.enter()
             Thread.sleep(forTimeInterval: 0.002)
@@ -213,7 +220,9 @@ import Testing
       let nodes = [try schema.makeStore(), try schema.makeStore()]
       var waits: [Double] = []
       for index in 0..<10 {
-        waits.append(try nodes[index % 2].reserveSendTime(key: "k", interval: 0.2))
+        let grant = try nodes[index % 2].acquireLimitSlot(
+          key: "k", limit: 100, interval: 0.2, node: "n\(index % 2)", now: 1, leaseUntil: 50)
+        waits.append(try #require(grant).wait)
       }
       #expect(waits[0] == 0)
       for index in 1..<10 {
@@ -222,7 +231,17 @@ import Testing
         #expect(waits[index] > waits[index - 1] + 0.1, "reservation \(index): \(waits)")
         #expect(waits[index] <= Double(index) * 0.2 + 0.001, "reservation \(index): \(waits)")
       }
-      #expect(try nodes[0].reserveSendTime(key: "other", interval: 0.2) == 0)
+      let other = try nodes[0].acquireLimitSlot(
+        key: "other", limit: 1, interval: 0.2, node: "a", now: 1, leaseUntil: 50)
+      #expect(other?.wait == 0)
+      // No slot, no reservation: a refused request does not push the next send time back.
+      #expect(
+        try nodes[1].acquireLimitSlot(
+          key: "other", limit: 1, interval: 0.2, node: "b", now: 1, leaseUntil: 50) == nil)
+      try nodes[0].releaseLimitSlot(key: "other", slot: 0, node: "a")
+      let next = try nodes[1].acquireLimitSlot(
+        key: "other", limit: 1, interval: 0.2, node: "b", now: 1, leaseUntil: 50)
+      #expect((next?.wait ?? 1) <= 0.2 + 0.001)
     }
   }
 }
