@@ -4,10 +4,13 @@ import Support
 @testable import Storage
 
 /// The PostgreSQL server for tests, from `ASYNCQUEUE_TEST_DATABASE`; nil skips those tests.
-let testDatabaseURL: String? = {
-  let value = ProcessInfo.processInfo.environment["ASYNCQUEUE_TEST_DATABASE"] ?? ""
-  return value.isEmpty ? nil : value
-}()
+let testDatabaseURL = TestDatabase.url
+
+/// Runs administrative SQL (creating or dropping a schema) on a connection of its own.
+func runAdminSQL(_ sql: String, url: String) throws {
+  let connection = try PostgresConnection(target: try PostgresTarget(url: url))
+  try connection.execute(sql)
+}
 
 /// A backend that store tests run against.
 enum StoreBackend: String, CustomStringConvertible, Sendable {
@@ -47,7 +50,7 @@ final class TestSchema: Sendable {
     let base = try requireTestDatabaseURL()
     name = "t_" + Crypto.randomHex(bytes: 6)
     url = base + (base.contains("?") ? "&" : "?") + "options=-csearch_path%3D" + name
-    try Self.admin(base) { try $0.execute("CREATE SCHEMA \(name)") }
+    try runAdminSQL("CREATE SCHEMA \(name)", url: base)
   }
 
   /// Creates a schema, calls `body` and drops the schema, also when `body` throws.
@@ -63,8 +66,7 @@ final class TestSchema: Sendable {
 
   /// Runs SQL in this schema on a connection of its own.
   func execute(_ sql: String) throws {
-    let connection = try PostgresConnection(target: try PostgresTarget(url: url))
-    try connection.execute(sql)
+    try runAdminSQL(sql, url: url)
   }
 
   func query(_ sql: String, _ parameters: [SQLValue] = []) throws -> [[SQLValue]] {
@@ -74,11 +76,7 @@ final class TestSchema: Sendable {
 
   func drop() {
     guard let base = testDatabaseURL else { return }
-    try? Self.admin(base) { try $0.execute("DROP SCHEMA IF EXISTS \(name) CASCADE") }
-  }
-
-  private static func admin(_ url: String, _ body: (PostgresConnection) throws -> Void) throws {
-    try body(try PostgresConnection(target: try PostgresTarget(url: url)))
+    try? runAdminSQL("DROP SCHEMA IF EXISTS \(name) CASCADE", url: base)
   }
 }
 

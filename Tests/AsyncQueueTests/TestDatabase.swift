@@ -1,13 +1,14 @@
 import API
 import Foundation
-import Storage
 import Support
+
+@testable import Storage
 
 /// The PostgreSQL database the suite runs its services on when `ASYNCQUEUE_TEST_DATABASE`
 /// contains a URL (scripts/test.sh sets it for its second pass); otherwise every service uses
 /// SQLite in its data directory.
 ///
-/// Each data directory gets its own schema `t_<16 hex digits>`, created with `psql` and named
+/// Each data directory gets its own schema `t_<16 hex digits>`, created over libpq and named
 /// in the file `schemaFile` inside the directory, so a service restarted on the same directory
 /// finds its tasks again. Services reach their schema through the URL parameter
 /// `options=-csearch_path=SCHEMA`, which libpq passes to the server.
@@ -45,12 +46,7 @@ enum TestDatabase {
         return text.trimmingCharacters(in: .whitespacesAndNewlines)
       }
       let schema = "t_" + Crypto.randomHex(bytes: 8)
-      let result = runTool([
-        "psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", "CREATE SCHEMA \(schema)",
-      ])
-      guard result.status == 0 else {
-        throw ProcessFailure(message: "cannot create schema \(schema): \(result.output)")
-      }
+      try runAdminSQL("CREATE SCHEMA \(schema)", url: url)
       try FileManager.default.createDirectory(
         atPath: directory, withIntermediateDirectories: true)
       try Data(schema.utf8).write(to: URL(fileURLWithPath: path))
@@ -67,8 +63,9 @@ enum TestDatabase {
     let path = (directory as NSString).appendingPathComponent(schemaFile)
     guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return }
     let schema = text.trimmingCharacters(in: .whitespacesAndNewlines)
-    let result = runTool(["psql", url, "-X", "-q", "-c", "DROP SCHEMA IF EXISTS \(schema) CASCADE"])
-    guard result.status == 0 else { return }
+    guard (try? runAdminSQL("DROP SCHEMA IF EXISTS \(schema) CASCADE", url: url)) != nil else {
+      return
+    }
     try? FileManager.default.removeItem(atPath: path)
     lock.withLock { _ = liveSchemas.remove(schema) }
   }
@@ -80,7 +77,7 @@ enum TestDatabase {
     let schemas = lock.withLock { liveSchemas.sorted() }
     guard !schemas.isEmpty else { return }
     let list = schemas.joined(separator: ", ")
-    _ = runTool(["psql", url, "-X", "-q", "-c", "DROP SCHEMA IF EXISTS \(list) CASCADE"])
+    try? runAdminSQL("DROP SCHEMA IF EXISTS \(list) CASCADE", url: url)
   }
 
   /// Returns everything stored for a data directory, to search for secrets in plain text: the
@@ -102,9 +99,8 @@ enum TestDatabase {
 
 /// Runs a command found on PATH and returns its exit status with its stdout and stderr.
 ///
-/// This uses `posix_spawnp` rather than `Process` because `dropLiveSchemas` runs inside
-/// `atexit`, when Foundation's process monitoring may already be shutting down. The output goes
-/// through a temporary file, so a large `pg_dump` cannot fill a pipe and block.
+/// This uses `posix_spawnp` rather than `Process`, whose output pipe a large `pg_dump` could
+/// fill and block. The output goes through a temporary file instead.
 func runTool(_ arguments: [String]) -> (status: Int32, output: String) {
   let outputPath = NSTemporaryDirectory() + "asyncqueue-tool-\(UUID().uuidString)"
   defer { unlink(outputPath) }
