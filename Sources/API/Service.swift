@@ -243,7 +243,7 @@ public final class Service: @unchecked Sendable {
     server.stop()
     engine?.stop()
     scriptReloader.stop()
-    // A PostgreSQL store holds server connections, which a stopped service gives back.
+    // Closes the PostgreSQL store's server connections.
     (store as? PostgresStore)?.close()
     logger.info("stopped")
     dataLock.release()

@@ -10,6 +10,8 @@ extension Engine {
   /// How often a node looks for due work when no notice wakes it.
   static let claimInterval = 0.1
   /// Tasks due within this many seconds are claimed early and kept between steps.
+  /// NOTE: an estimate, not measured: longer saves commits per poll, shorter spreads tasks
+  /// over the nodes more often.
   static let claimHorizon = 0.25
   /// Tasks claimed in one statement, at most.
   static let claimBatch = 128
@@ -83,11 +85,12 @@ extension Engine {
     claimStopped.signal()
   }
 
-  /// Extends this node's leases and forgets tasks whose lease another node took over.
+  /// Extends this node's leases and drops from memory the idle tasks another node took over.
   private func renewLeases(_ shared: SharedTaskStore, now: Double) throws(StorageError) {
-    let held = try shared.renewLeases(node: config.nodeId, leaseUntil: now + config.leaseTimeout)
+    let renewed = try shared.renewLeases(
+      node: config.nodeId, leaseUntil: now + config.leaseTimeout)
     let lost = lock.withLock {
-      let lost = active.keys.filter { !held.contains($0) && !running.contains($0) }
+      let lost = active.keys.filter { !renewed.contains($0) && !running.contains($0) }
       for id in lost { active[id] = nil }
       return lost
     }
@@ -127,7 +130,8 @@ extension Engine {
           try commitNow(task)
         } catch {
           logger.error(
-            "cannot save a recovered task; it is retried", fields(task) + [("error", "\(error)")])
+            "cannot save a recovered task; the next claim recovers it again",
+            fields(task) + [("error", "\(error)")])
           lock.withLock { _ = active.removeValue(forKey: task.id) }
         }
         await endClaim(task.id)
@@ -187,8 +191,8 @@ extension Engine {
 
   // MARK: Requests from other nodes' API calls
 
-  /// Cancels a task no step on this node holds: claims it from the store, or, when another
-  /// node holds it, flags it for that node.
+  /// Cancels a task this node has not claimed. Claims it when its lease is free, and otherwise
+  /// sets its cancel flag for the node that has the lease.
   func cancelElsewhere(_ task: TaskRecord, _ shared: SharedTaskStore) throws(StorageError)
     -> CancelOutcome
   {
@@ -206,13 +210,13 @@ extension Engine {
     claimWake.signal()
     guard let current = try store.task(id: task.id) else { return .notFound }
     if current.status.isTerminal { return .finished(current) }
-    var shown = current
-    shown.cancelRequested = true
-    return .requested(shown)
+    var reported = current
+    reported.cancelRequested = true
+    return .requested(reported)
   }
 
-  /// Asks whichever node holds a task to run it now, to apply a signal or callback. A task whose
-  /// call has not gone out keeps its schedule, as on a single node.
+  /// Requests a step now from whichever node has the task's lease, to apply a signal or
+  /// callback. A task whose call has not gone out keeps its schedule, as on a single node.
   func wakeElsewhere(_ id: String) {
     guard let shared, let task = try? store.task(id: id), !task.status.isTerminal else { return }
     guard task.step != .call || task.requestInFlight else { return }
@@ -252,7 +256,7 @@ final class SharedLimiter: @unchecked Sendable {
   private let local = ProviderLimiter()
   private let lock = NSLock()
   // Guarded by `lock`: slot numbers this node holds, by limiter key.
-  private var held: [String: [Int]] = [:]
+  private var heldSlots: [String: [Int]] = [:]
   // Guarded by `lock`: set when the node stops; slots left then expire on their own.
   private var stopped = false
 
@@ -281,7 +285,7 @@ final class SharedLimiter: @unchecked Sendable {
           key: key, limit: limits.concurrency, interval: 1 / limits.requestsPerSecond,
           node: node, now: now, leaseUntil: now + leaseTimeout)
         {
-          lock.withLock { held[key, default: []].append(grant.slot) }
+          lock.withLock { heldSlots[key, default: []].append(grant.slot) }
           if grant.wait > 0 { try? await Task.sleep(nanoseconds: UInt64(grant.wait * 1e9)) }
           return
         }
@@ -299,7 +303,7 @@ final class SharedLimiter: @unchecked Sendable {
 
   /// Ends a request started with `acquire`.
   func release(_ key: String) {
-    let slot = lock.withLock { held[key]?.popLast() }
+    let slot = lock.withLock { heldSlots[key]?.popLast() }
     if let slot {
       do {
         try store.releaseLimitSlot(key: key, slot: slot, node: node)

@@ -95,7 +95,7 @@ public final class Engine: @unchecked Sendable {
   var wakeAfterStep: Set<String> = []
   // Shared mode: claimed tasks another node asked to cancel, cancelled instead of a step.
   var cancelBeforeStep: Set<String> = []
-  // Shared mode: tasks whose lease another node took over; this node forgets them.
+  // Shared mode: tasks whose lease another node took over, which this node drops from memory.
   var lostLeases: Set<String> = []
   let limiter = ProviderLimiter()
   /// The store as several nodes share it, or nil when this process is its only user. With a
@@ -165,8 +165,8 @@ public final class Engine: @unchecked Sendable {
       startScheduler()
       return
     }
-    // The first batch loads before the API and the scheduler start, so an unreadable
-    // database still stops the start; the rest loads while the first tasks already run.
+    // The first batch loads before the scheduler starts, so an unreadable database still
+    // fails the start. The rest loads while the first tasks already run.
     let first = try store.activeTasks(after: nil, limit: config.loadBatch)
     try webhooks.start()
     try adoptLoaded(first)
@@ -199,6 +199,8 @@ public final class Engine: @unchecked Sendable {
         guard batch.count == config.loadBatch, let last = batch.last?.id else { break }
         after = last
       } catch {
+        // NOTE: one unreadable row stops the load here, so later tasks wait for the next start
+        // instead of only that row being skipped.
         logger.error(
           "cannot load the unfinished tasks after this one; they resume at the next start",
           [("task", after), ("error", "\(error)")])

@@ -34,13 +34,13 @@ public enum DatabaseURL {
     }
   }
 
-  /// Finds the passwords as libpq does: the user information ends at the first `@` before any
-  /// `/`, and its password follows the first `:`; query parameters are split at `&`.
-  /// The passwords as written in the URL, percent-encoding included.
+  /// Returns the passwords as written in the URL, percent-encoding included.
   public static func rawPasswords(in url: String) -> [String] {
     passwordRanges(in: url).map { String(url[$0]) }
   }
 
+  /// Finds the passwords as libpq does. The user information ends at the first `@` before any
+  /// `/`, and its password follows the first `:`. Query parameters are split at `&`.
   static func passwordRanges(in url: String) -> [Range<String.Index>] {
     guard let scheme = url.range(of: "://") else { return [] }
     var ranges: [Range<String.Index>] = []

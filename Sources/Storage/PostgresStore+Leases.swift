@@ -4,6 +4,8 @@ import Support
 /// Task and delivery leases: how nodes divide the due work between them.
 extension PostgresStore {
   /// Returns the SQL condition for a lease that is free or expired at `now`.
+  /// NOTE: `now` is the caller's clock, so a node whose clock runs ahead by more than the
+  /// lease timeout takes leases that are still live.
   private static func leaseIsFree(now placeholder: String) -> String {
     "(lease_owner IS NULL OR lease_until IS NULL OR lease_until <= \(placeholder))"
   }
@@ -149,13 +151,13 @@ extension PostgresStore {
   /// it keeps a task.
   public func releaseAllTasks(node: String, keeping: Set<String>) throws(StorageError) {
     // Task ids are UUIDs or letters and digits, so the array literal needs no quoting.
-    let kept = "{" + keeping.sorted().map { "\"\($0)\"" }.joined(separator: ",") + "}"
+    let keptIds = "{" + keeping.sorted().map { "\"\($0)\"" }.joined(separator: ",") + "}"
     try transaction("releaseAllTasks") { connection throws(StorageError) in
       let released = try connection.update(
         """
         UPDATE tasks SET lease_owner = NULL, lease_until = NULL
         WHERE lease_owner = $1 AND NOT (id = ANY($2::text[]))
-        """, [.text(node), .text(kept)])
+        """, [.text(node), .text(keptIds)])
       if keeping.isEmpty {
         try connection.update(
           "UPDATE limit_slots SET lease_until = 0 WHERE owner = $1", [.text(node)])

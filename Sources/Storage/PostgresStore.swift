@@ -25,7 +25,7 @@ public final class PostgresStore: SharedTaskStore, @unchecked Sendable {
   // Guards `listener`.
   let listenerLock = NSLock()
   var listener: PostgresListener?
-  // Guards `slotRows`: per limiter key, how many slot rows this store knows exist.
+  // Guards `slotRows`: per limiter key, the number of slot rows this store has created.
   let slotRowsLock = NSLock()
   var slotRows: [String: Int] = [:]
 

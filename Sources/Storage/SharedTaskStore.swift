@@ -63,8 +63,8 @@ public protocol SharedTaskStore: TaskStore {
   /// row's due time, which a wake or cancellation may have moved.
   func claimDueTasks(node: String, dueBy: Double, now: Double, leaseUntil: Double, limit: Int)
     throws(StorageError) -> [ClaimedTask]
-  /// Claims one active task whatever its due time, as `claimDueTasks` does; nil when the task
-  /// is missing or terminal or another node holds a live lease on it.
+  /// Claims one active task whatever its due time, as `claimDueTasks` does. Returns nil when
+  /// the task is missing or terminal, or another node has a live lease on it.
   func claimTask(id: String, node: String, now: Double, leaseUntil: Double)
     throws(StorageError) -> ClaimedTask?
   /// Extends every lease `node` holds, on tasks, pending deliveries and provider limit slots,
@@ -76,19 +76,19 @@ public protocol SharedTaskStore: TaskStore {
   func saveHeldTask(
     _ task: TaskRecord, node: String, delivery: DeliveryRecord?, events: [TaskEvent]
   ) throws(StorageError) -> Bool
-  /// Gives up `node`'s lease on a task. When another node asked for a cancellation or a wake
-  /// meanwhile, the lease is kept, the flags are cleared and returned; otherwise the lease is
-  /// cleared and the result is empty. Nil when `node` does not hold the lease.
+  /// Gives up `node`'s lease on a task and returns the requests other nodes made meanwhile.
+  /// With a cancel or wake request the lease is kept and the flags are cleared, so the node
+  /// acts on them; without, the lease is cleared. Returns nil when `node` has no lease on it.
   func releaseTask(id: String, node: String) throws(StorageError) -> HeldTaskRequests?
-  /// Clears every task lease `node` holds but those of `keeping` (on a clean stop), so other
-  /// nodes take the work at once; with nothing kept, its limit slots too. Kept leases (tasks
-  /// whose step still runs) expire on their own, so no other node runs them meanwhile.
+  /// Clears the task leases of `node` except those in `keeping`, and its limit slots when
+  /// `keeping` is empty, so other nodes take the work at once after a clean stop. A kept lease
+  /// (a step still running) expires on its own, so no other node runs that task meanwhile.
   func releaseAllTasks(node: String, keeping: Set<String>) throws(StorageError)
   /// Asks for an active task's cancellation: sets its cancel flag and, when no live lease
   /// holds it, makes it due at `now`. Announces `workDue`.
   func requestCancel(id: String, now: Double) throws(StorageError)
-  /// Asks for an active task to run a step now: when a live lease holds it, sets its wake
-  /// flag; otherwise sets its next run to `now`. Announces `workDue`.
+  /// Requests a step of an active task now. Sets its wake flag when a node has a live lease on
+  /// it, or else its next run to `now`. Announces `workDue`.
   func requestWake(id: String, now: Double) throws(StorageError)
 
   // MARK: Webhook deliveries

@@ -24,7 +24,8 @@ func temporaryDirectory(_ name: String) -> String {
     try backend.withDatabase { open in
       var task = sampleTask()
       task.job = ["request_id": "abc", "status_url": .null]
-      // Every optional field set, so a field the stored document forgets fails the comparison.
+      // Every optional field is set, so a field missing from the stored document fails the
+      // comparison.
       task.body = "{}"
       task.provider = "fal"
       task.pollConfig = ["interval": 5]
