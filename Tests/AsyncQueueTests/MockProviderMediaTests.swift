@@ -174,6 +174,9 @@ struct MockProviderMediaTests {
     try await withMockProvider { mock in
       var headers = Self.elevenLabsKey
       headers["X-Mock-Scenario"] = "polls=0;fault=drop"
+      // A GET on a reused connection that drops is sent again by the HTTP client, which would
+      // hide the fault, so the create leaves no connection to reuse.
+      headers["Connection"] = "close"
       let create = try await TestHTTP.send(
         "POST", "\(mock.baseURL)/elevenlabs/v1/dubbing", headers: headers,
         json: #"{"target_lang":"es","source_url":"https://example.com/v.mp4"}"#)
