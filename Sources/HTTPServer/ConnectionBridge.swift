@@ -4,10 +4,14 @@ import CMicroHTTPD
 final class ServerContext: @unchecked Sendable {
   let handler: @Sendable (HTTPRequest) -> HTTPResponse
   let maxBodyBytes: Int
+  /// Maximum bytes of an oversize body read and discarded before the 413, so that a client
+  /// still sending its body reads the 413 instead of a reset.
+  let drainLimit: Int
 
   init(handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse, maxBodyBytes: Int) {
     self.handler = handler
     self.maxBodyBytes = maxBodyBytes
+    self.drainLimit = max(maxBodyBytes * 8, 8 << 20)
   }
 }
 
@@ -17,6 +21,8 @@ final class RequestState {
   var body: [UInt8] = []
   /// Set once the body is known to exceed the limit. Later chunks are discarded unread.
   var bodyTooLarge = false
+  /// Count of the oversize body's bytes read and discarded so far.
+  var discardedBytes = 0
   var responded = false
 }
 
@@ -32,8 +38,14 @@ let accessHandler: MHD_AccessHandlerCallback = {
     requestSlot.pointee = Unmanaged.passRetained(state).toOpaque()
     if let declared = declaredContentLength(connection), declared > context.maxBodyBytes {
       state.bodyTooLarge = true
-      state.responded = true
-      return queue(payloadTooLarge(context.maxBodyBytes), on: connection)
+      // A client waiting for "100 Continue" has sent no body yet, and a body over the drain
+      // limit is not worth reading, so both get the 413 now.
+      // Other bodies are read and discarded first, because closing on unread data resets the
+      // connection, and the reset can destroy the 413 before the client reads it.
+      if expectsContinue(connection) || declared > context.drainLimit {
+        state.responded = true
+        return queue(payloadTooLarge(context.maxBodyBytes), on: connection)
+      }
     }
     return .YES
   }
@@ -41,9 +53,21 @@ let accessHandler: MHD_AccessHandlerCallback = {
 
   if uploadSize.pointee > 0 {
     let count = uploadSize.pointee
-    if !state.bodyTooLarge, let uploadData {
+    uploadSize.pointee = 0
+    if state.responded { return .YES }
+    if state.bodyTooLarge {
+      state.discardedBytes += count
+      // A body without a declared length that goes on past the drain limit is cut off.
+      if state.discardedBytes > context.drainLimit {
+        state.responded = true
+        return queue(payloadTooLarge(context.maxBodyBytes), on: connection)
+      }
+      return .YES
+    }
+    if let uploadData {
       if state.body.count + count > context.maxBodyBytes {
         state.bodyTooLarge = true
+        state.discardedBytes = state.body.count + count
         state.body = []
       } else {
         uploadData.withMemoryRebound(to: UInt8.self, capacity: count) { bytes in
@@ -51,7 +75,6 @@ let accessHandler: MHD_AccessHandlerCallback = {
         }
       }
     }
-    uploadSize.pointee = 0
     return .YES
   }
 
@@ -116,6 +139,12 @@ private func declaredContentLength(_ connection: OpaquePointer) -> Int? {
   // A length too large for Int is certainly over the limit.
   if !text.isEmpty, text.allSatisfy(\.isASCIIDigit), Int(text) == nil { return Int.max }
   return Int(text)
+}
+
+private func expectsContinue(_ connection: OpaquePointer) -> Bool {
+  guard let raw = MHD_lookup_connection_value(connection, .HEADER_KIND, MHD_HTTP_HEADER_EXPECT)
+  else { return false }
+  return String(cString: raw).trimmingSpaces().lowercased() == "100-continue"
 }
 
 private func headerFields(_ connection: OpaquePointer) -> [String: String] {

@@ -113,6 +113,31 @@ struct HTTPServerTests {
     }
   }
 
+  @Test func oversizeBodyDrainedBefore413() async throws {
+    try await withServer(maxBodyBytes: 100, handler: echo) { server in
+      // A client that sends its whole body before reading must still get the 413: a server
+      // that closed on the unread body would reset the connection under the client's writes.
+      let connection = try RawHTTPConnection(port: server.port)
+      try connection.writeRequest("POST", "/big", body: [UInt8](repeating: 65, count: 4 << 20))
+      let response = try connection.readResponse()
+      #expect(response.status == 413)
+      #expect(try response.json()["code"] == "payload_too_large")
+    }
+  }
+
+  @Test func oversizeBodyWithExpectContinue() async throws {
+    try await withServer(maxBodyBytes: 100, handler: echo) { server in
+      let connection = try RawHTTPConnection(port: server.port)
+      let head =
+        "POST /big HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n"
+        + "Expect: 100-continue\r\n\r\n"
+      try connection.write(Array(head.utf8))
+      // Only the head was sent, so the 413 must arrive without the body.
+      let response = try connection.readResponse()
+      #expect(response.status == 413)
+    }
+  }
+
   @Test func oversizeBodyChunked() async throws {
     let calls = Locked(0)
     let handler: @Sendable (HTTPRequest) -> HTTPResponse = { request in
