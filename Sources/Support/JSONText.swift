@@ -49,23 +49,44 @@ enum JSONText {
 
   static func writeString(_ text: String, into output: inout [UInt8]) {
     output.append(UInt8(ascii: "\""))
-    for byte in text.utf8 {
+    // withUTF8 copies a string only when it is not already contiguous UTF-8.
+    var text = text
+    text.withUTF8 { writeEscaped($0, into: &output) }
+    output.append(UInt8(ascii: "\""))
+  }
+
+  /// Appends `bytes` escaped for a JSON string, copying each run that needs no escape at once.
+  private static func writeEscaped(_ bytes: UnsafeBufferPointer<UInt8>, into output: inout [UInt8])
+  {
+    var runStart = bytes.startIndex
+    var index = bytes.startIndex
+    while index < bytes.endIndex {
+      let byte = bytes[index]
+      if byte >= 0x20 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") {
+        index += 1
+        continue
+      }
+      output.append(contentsOf: bytes[runStart..<index])
+      output.append(0x5C)
       switch byte {
-      case UInt8(ascii: "\""): output.append(contentsOf: [0x5C, 0x22])
-      case UInt8(ascii: "\\"): output.append(contentsOf: [0x5C, 0x5C])
-      case 0x0A: output.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-      case 0x0D: output.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-      case 0x09: output.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-      case 0x08: output.append(contentsOf: [0x5C, UInt8(ascii: "b")])
-      case 0x0C: output.append(contentsOf: [0x5C, UInt8(ascii: "f")])
-      case 0..<0x20:
-        output.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30])
+      case UInt8(ascii: "\""): output.append(UInt8(ascii: "\""))
+      case UInt8(ascii: "\\"): output.append(0x5C)
+      case 0x0A: output.append(UInt8(ascii: "n"))
+      case 0x0D: output.append(UInt8(ascii: "r"))
+      case 0x09: output.append(UInt8(ascii: "t"))
+      case 0x08: output.append(UInt8(ascii: "b"))
+      case 0x0C: output.append(UInt8(ascii: "f"))
+      default:
+        output.append(UInt8(ascii: "u"))
+        output.append(0x30)
+        output.append(0x30)
         output.append(hexDigits[Int(byte >> 4)])
         output.append(hexDigits[Int(byte & 0x0F)])
-      default: output.append(byte)
       }
+      index += 1
+      runStart = index
     }
-    output.append(UInt8(ascii: "\""))
+    output.append(contentsOf: bytes[runStart..<index])
   }
 
   // MARK: Reading
