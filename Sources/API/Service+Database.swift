@@ -1,5 +1,6 @@
 import Foundation
 import Storage
+import Support
 
 extension Service {
   /// The SQLite database's file name inside the data directory.
@@ -8,11 +9,14 @@ extension Service {
   /// Opens the store the `database` setting names and applies its schema migrations. That is
   /// SQLite in `dataDirectory` when `database` is nil or empty, else the PostgreSQL database
   /// of a `postgres://` or `postgresql://` URL. Every command that touches stored data opens
-  /// its store here. The caller creates `dataDirectory`.
-  public static func openStore(database: String?, dataDirectory: String) throws -> any TaskStore {
+  /// its store here. The caller creates `dataDirectory`. `logger` receives the store's
+  /// background failures.
+  public static func openStore(database: String?, dataDirectory: String, logger: Logger? = nil)
+    throws -> any TaskStore
+  {
     guard let database, !database.isEmpty else {
       let path = (dataDirectory as NSString).appendingPathComponent(sqliteFileName)
-      return try SQLiteStore(path: path)
+      return try SQLiteStore(path: path, logger: logger)
     }
     DatabaseURL.registerSecrets(database)
     guard DatabaseURL.isPostgres(database) else {
@@ -21,7 +25,7 @@ extension Service {
           "invalid database URL \(DatabaseURL.masked(database)): expected postgres:// or "
           + "postgresql://, or leave --database empty for SQLite")
     }
-    return try StoreFactory.open(database: database, dataDirectory: dataDirectory)
+    return try StoreFactory.open(database: database, dataDirectory: dataDirectory, logger: logger)
   }
 
   /// Returns the backend name and location of a `database` setting for logs and

@@ -99,7 +99,8 @@ public final class Service: @unchecked Sendable {
           + "--data-dir")
     }
     dataLock = try DataDirectoryLock(directory: options.dataDirectory)
-    store = try Self.openStore(database: options.database, dataDirectory: options.dataDirectory)
+    store = try Self.openStore(
+      database: options.database, dataDirectory: options.dataDirectory, logger: logger)
     logger.info(
       "database opened",
       Self.describeDatabase(options.database, dataDirectory: options.dataDirectory))

@@ -21,6 +21,18 @@ final class SQLiteConnection {
     sqlite3_busy_timeout(handle, 5000)
   }
 
+  /// Registers SQLite's commit hook for WAL mode, which replaces its automatic checkpoint.
+  /// A nil `hook` removes it.
+  func setWALHook(
+    _ hook: (
+      @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<CChar>?, Int32)
+        -> Int32
+    )?,
+    context: UnsafeMutableRawPointer?
+  ) {
+    _ = sqlite3_wal_hook(handle, hook, context)
+  }
+
   deinit {
     for statement in statements.values { sqlite3_finalize(statement) }
     sqlite3_close(handle)

@@ -14,14 +14,26 @@ public final class SQLiteStore: TaskStore, @unchecked Sendable {
   /// The schema version of the database, after the migrations applied at open.
   public let schemaVersion: Int
 
-  public init(path: String) throws(StorageError) {
+  private let checkpointer: SQLiteCheckpointer
+
+  /// Opens or creates the database at `path` and applies missing migrations. `logger` receives
+  /// checkpoint failures.
+  public init(path: String, logger: Logger? = nil) throws(StorageError) {
     self.path = path
     let opened = try SQLiteConnection(path: path)
     try opened.execute("PRAGMA journal_mode=WAL")
     try opened.execute("PRAGMA synchronous=NORMAL")
     try opened.execute("PRAGMA foreign_keys=ON")
     schemaVersion = try Self.migrate(opened)
+    checkpointer = try SQLiteCheckpointer(path: path, logger: logger)
+    opened.setWALHook(walCommitHook, context: Unmanaged.passUnretained(checkpointer).toOpaque())
     connection = opened
+  }
+
+  deinit {
+    // The hook points at the checkpointer, so it goes before the checkpointer stops.
+    connection.setWALHook(nil, context: nil)
+    checkpointer.stop()
   }
 
   @discardableResult

@@ -15,7 +15,7 @@ public enum StoreFactory {
     database: String?, dataDirectory: String, poolSize: Int = 8, logger: Logger? = nil
   ) throws(StorageError) -> any TaskStore {
     switch try location(database: database, dataDirectory: dataDirectory) {
-    case .sqlite(let path): return try SQLiteStore(path: path)
+    case .sqlite(let path): return try SQLiteStore(path: path, logger: logger)
     case .postgres(let url): return try PostgresStore(url: url, poolSize: poolSize, logger: logger)
     }
   }
