@@ -33,12 +33,13 @@ enum JSONText {
       output.append(UInt8(ascii: "]"))
     case .object(let members):
       output.append(UInt8(ascii: "{"))
-      let keys = members.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
-      for (index, key) in keys.enumerated() {
+      // Sorting the pairs, not the keys, saves a dictionary lookup per member.
+      let sorted = members.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+      for (index, (key, member)) in sorted.enumerated() {
         if index > 0 { output.append(UInt8(ascii: ",")) }
         writeString(key, into: &output)
         output.append(UInt8(ascii: ":"))
-        guard write(members[key]!, into: &output) else { return false }
+        guard write(member, into: &output) else { return false }
       }
       output.append(UInt8(ascii: "}"))
     }
