@@ -1,6 +1,5 @@
 import Foundation
 import Support
-import Synchronization
 
 /// A request budget: `requests` per window of `perSeconds`; 0 requests means no limit.
 public struct RateLimit: Sendable, Equatable {
@@ -45,7 +44,7 @@ final class RateLimiter: Sendable {
   }
 
   let limit: RateLimit
-  private let windows = Mutex<[String: Window]>([:])
+  private let windows = LockedValue<[String: Window]>([:])
 
   init(limit: RateLimit) { self.limit = limit }
 

@@ -1,7 +1,6 @@
 import Foundation
 import Storage
 import Support
-import Synchronization
 
 /// Webhook signing secrets per team. Team `default` signs with the service-wide secret;
 /// every other team gets its own, generated and stored on first use.
@@ -11,7 +10,7 @@ public final class TeamSecrets: Sendable {
   private let store: any TaskStore
   private let defaultSecret: String
   private let logger: Logger
-  private let cache = Mutex<[String: String]>([:])
+  private let cache = LockedValue<[String: String]>([:])
 
   public init(store: any TaskStore, defaultSecret: String, logger: Logger) {
     self.store = store

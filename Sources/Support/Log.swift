@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// Severity of a log line, in increasing order.
 public enum LogLevel: Int, Sendable, Comparable, CustomStringConvertible {
@@ -115,15 +114,22 @@ public final class Redactor: Sendable {
 
   /// Registered secrets keyed by their first four UTF-8 bytes, so redacting a line looks up
   /// each position of the line once instead of scanning every secret.
-  private let secrets = Mutex<[UInt32: Set<String>]>([:])
+  private let secrets = LockedValue<[UInt32: Set<String>]>([:])
 
   /// Registers a secret. Values shorter than 8 characters and plain lowercase words are
   /// ignored, because masking them would garble ordinary log text (a header such as
   /// `X-Auth-Mode: failed` must not hide the word "failed").
   public func register(_ secret: String) {
-    guard secret.count >= 8, !secret.allSatisfy({ $0.isLowercase && $0.isLetter }) else { return }
+    guard secret.count >= 8, !Self.isLowercaseWord(secret) else { return }
     let key = Self.prefixKey(Array(secret.utf8), at: 0)
     secrets.withLock { table in _ = table[key, default: []].insert(secret) }
+  }
+
+  private static func isLowercaseWord(_ text: String) -> Bool {
+    // An ASCII byte outside a-z settles it without the slow Unicode character properties,
+    // because every create registers its credentials.
+    if text.utf8.contains(where: { $0 < 0x80 && !(0x61...0x7A).contains($0) }) { return false }
+    return text.allSatisfy { $0.isLowercase && $0.isLetter }
   }
 
   public func redact(_ text: String) -> String {

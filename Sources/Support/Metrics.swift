@@ -1,11 +1,10 @@
 import Foundation
-import Synchronization
 
 /// A set of Prometheus metrics: counters, gauges and histograms, each a family of series
 /// distinguished by label values. Thread-safe; `render()` writes the text exposition format
 /// (version 0.0.4).
 public final class MetricsRegistry: Sendable {
-  private let families = Mutex<[MetricFamily]>([])
+  private let families = LockedValue<[MetricFamily]>([])
 
   public init() {}
 
@@ -125,7 +124,7 @@ private final class MetricFamily: Sendable {
   let help: String
   let kind: Kind
   let labels: [String]
-  private let storage = Mutex<[[String]: Series]>([:])
+  private let storage = LockedValue<[[String]: Series]>([:])
 
   init(name: String, help: String, kind: Kind, labels: [String]) {
     self.name = name
