@@ -7,13 +7,20 @@ public enum TaskPresenter {
   /// Header names whose values are credentials; the API and webhooks show them as `***`.
   static let sensitiveHeaderParts = [
     "auth", "key", "token", "secret", "password", "cookie", "signature", "credential",
-  ]
+  ].map { Array($0.utf8) }
 
   public static func isSensitiveHeader(_ name: String) -> Bool {
-    // The standard library's search; Foundation's `contains` goes through CFString and showed
-    // in the create path's profile.
-    let lowered = name.lowercased()
-    return sensitiveHeaderParts.contains { lowered.firstRange(of: $0) != nil }
+    // The standard library's firstRange(of:) was 9 % of the create path's CPU time, so this
+    // searches bytes. A non-ASCII name is lowercased as Unicode first, because a few letters,
+    // such as the Kelvin sign, lowercase to ASCII ones.
+    let ascii = name.utf8.allSatisfy { $0 < 0x80 } ? name : name.lowercased()
+    let lowered = ascii.utf8.map { (65...90).contains($0) ? $0 | 0x20 : $0 }
+    return sensitiveHeaderParts.contains { part in
+      guard lowered.count >= part.count else { return false }
+      return (0...(lowered.count - part.count)).contains { start in
+        lowered[start..<start + part.count].elementsEqual(part)
+      }
+    }
   }
 
   public static func maskedHeaders(_ headers: [String: String]) -> JSONValue {
