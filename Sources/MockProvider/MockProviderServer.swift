@@ -125,7 +125,8 @@ public final class MockProviderServer: @unchecked Sendable {
 
   private func handle(_ request: HTTPRequest) -> HTTPResponse {
     let segments = request.path.split(separator: "/").map(String.init)
-    statistics.countRequest()
+    // Reading or resetting the counters is not counted, so a driver can poll them.
+    if segments.first != "stats" { statistics.countRequest() }
     if let answer = statistics.handle(request, segments: segments) { return answer }
     let api = segments.first.flatMap { prefix in apis.first { $0.prefix == prefix } }
     if api != nil, request.method == "GET" { statistics.countStatusPoll(path: request.path) }
