@@ -21,6 +21,7 @@ final class SQLiteCheckpointer: @unchecked Sendable {
   // Guarded by `condition`.
   private var requested = false
   private var stopping = false
+  // Used by the checkpoint thread only.
   private var lastFailure: String?
   private let finished = DispatchSemaphore(value: 0)
 
@@ -71,7 +72,8 @@ final class SQLiteCheckpointer: @unchecked Sendable {
         logger?.info("SQLite checkpoint succeeded again", [("database", connection.path)])
       }
     } catch {
-      // Each distinct failure is logged once. The next round retries, and the log grows meanwhile.
+      // Each distinct failure is logged once. The next round retries, and the write-ahead log
+      // grows meanwhile.
       guard error.message != lastFailure else { return }
       lastFailure = error.message
       logger?.warn(
