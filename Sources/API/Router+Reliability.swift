@@ -30,7 +30,7 @@ extension APIRouter {
   }
 
   func taskEvents(id: String, team: String) -> HTTPResponse {
-    guard (try? engine.task(id: id, teamId: team)) ?? nil != nil else {
+    guard let task = (try? engine.task(id: id, teamId: team)) ?? nil else {
       return errorResponse(404, "not_found", "task \(id) not found")
     }
     guard let events = try? engine.store.events(taskId: id) else {
@@ -42,20 +42,21 @@ extension APIRouter {
         "statusCode": event.statusCode.map { .int(Int64($0)) } ?? .null,
         "state": event.state.map { .string($0) } ?? .null,
         "latencyMs": event.latencyMs.map { .int(Int64($0)) } ?? .null,
-        "error": event.error.map { .string($0) } ?? .null,
+        // Stored errors can quote a URL with its password, so they are scrubbed when shown.
+        "error": event.error.map { .string(engine.scrub($0, for: task)) } ?? .null,
       ]
     }
     return .json(200, JSONValue.object(["events": .array(items)]).serialized())
   }
 
   func taskDeliveries(id: String, team: String) -> HTTPResponse {
-    guard (try? engine.task(id: id, teamId: team)) ?? nil != nil else {
+    guard let task = (try? engine.task(id: id, teamId: team)) ?? nil else {
       return errorResponse(404, "not_found", "task \(id) not found")
     }
     guard let deliveries = try? engine.store.deliveries(taskId: id) else {
       return errorResponse(500, "storage_error", "deliveries could not be read; try again")
     }
-    let items = deliveries.map { deliveryJSON($0, withAttempts: true) }
+    let items = deliveries.map { deliveryJSON($0, task: task, withAttempts: true) }
     return .json(200, JSONValue.object(["deliveries": .array(items)]).serialized())
   }
 
@@ -75,7 +76,9 @@ extension APIRouter {
       return errorResponse(500, "storage_error", "the delivery could not be queued; try again")
     }
     return .json(
-      202, JSONValue.object(["delivery": deliveryJSON(delivery, withAttempts: false)]).serialized())
+      202,
+      JSONValue.object(["delivery": deliveryJSON(delivery, task: task, withAttempts: false)])
+        .serialized())
   }
 
   func listDeliveries(_ request: HTTPRequest, team: String) -> HTTPResponse {
@@ -95,17 +98,30 @@ extension APIRouter {
     else {
       return errorResponse(500, "storage_error", "deliveries could not be read; try again")
     }
-    let items = deliveries.map { deliveryJSON($0, withAttempts: false) }
+    let items = deliveries.map { delivery in
+      let task = (try? engine.task(id: delivery.taskId, teamId: team)) ?? nil
+      return deliveryJSON(delivery, task: task, withAttempts: false)
+    }
     return .json(200, JSONValue.object(["deliveries": .array(items)]).serialized())
   }
 
-  private func deliveryJSON(_ delivery: DeliveryRecord, withAttempts: Bool) -> JSONValue {
+  /// Returns the delivery as the API shows it, with the URL's password masked and the
+  /// credentials of `task` scrubbed from stored errors, which can quote the URL.
+  private func deliveryJSON(_ delivery: DeliveryRecord, task: TaskRecord?, withAttempts: Bool)
+    -> JSONValue
+  {
+    let url = TaskPresenter.maskedURL(delivery.url)
+    let scrub = { (text: String) -> String in
+      let scrubbed = task.map { self.engine.scrub(text, for: $0) } ?? text
+      // Without the task, the delivery's own URL is still masked wherever the text quotes it.
+      return scrubbed.replacingOccurrences(of: delivery.url, with: url)
+    }
     let state =
       delivery.deliveredAt != nil
       ? "delivered" : delivery.nextAttemptAt != nil ? "pending" : "abandoned"
     var fields: [String: JSONValue] = [
       "id": .int(delivery.id), "taskId": .string(delivery.taskId),
-      "event": .string(delivery.event), "url": .string(delivery.url), "state": .string(state),
+      "event": .string(delivery.event), "url": .string(url), "state": .string(state),
       "attempts": .int(Int64(delivery.attempts)),
       "createdAt": .string(Timestamp.iso8601(seconds: delivery.createdAt)),
       "deliveredAt": delivery.deliveredAt.map { .string(Timestamp.iso8601(seconds: $0)) }
@@ -113,7 +129,7 @@ extension APIRouter {
       "nextAttemptAt": delivery.nextAttemptAt.map { .string(Timestamp.iso8601(seconds: $0)) }
         ?? .null,
       "lastStatus": delivery.lastStatus.map { .int(Int64($0)) } ?? .null,
-      "lastError": delivery.lastError.map { .string($0) } ?? .null,
+      "lastError": delivery.lastError.map { .string(scrub($0)) } ?? .null,
     ]
     if withAttempts {
       let attempts = (try? engine.store.attempts(deliveryId: delivery.id)) ?? []
@@ -123,7 +139,7 @@ extension APIRouter {
             "at": .string(Timestamp.iso8601(seconds: attempt.at)),
             "statusCode": attempt.statusCode.map { .int(Int64($0)) } ?? .null,
             "latencyMs": .int(Int64(attempt.latencyMs)),
-            "error": attempt.error.map { .string($0) } ?? .null,
+            "error": attempt.error.map { .string(scrub($0)) } ?? .null,
           ]
         })
     }

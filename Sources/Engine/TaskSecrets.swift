@@ -57,7 +57,7 @@ extension TaskPresenter {
 extension Engine {
   /// Returns `text` with the task's credentials replaced by `***`: its credential headers,
   /// URL passwords, and the secrets of the vault tokens its headers name.
-  func scrub(_ text: String, for task: TaskRecord) -> String {
+  public func scrub(_ text: String, for task: TaskRecord) -> String {
     var result = task.redactingSecrets(text)
     for (_, value) in task.headers where value.hasPrefix("tok_") {
       guard let token = try? store.token(id: value), token.teamId == task.teamId,

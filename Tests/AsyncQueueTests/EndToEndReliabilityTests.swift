@@ -228,6 +228,44 @@ import Testing
     }
   }
 
+  @Test func urlPasswordsStayMaskedInTimelineAndDeliveries() async throws {
+    try await withStack(configure: { $0.webhookRetention = 0.5 }) { service, _, _ in
+      // A receiver that is stopped leaves a port that refuses connections, so the stored
+      // errors quote each URL with its password.
+      let closed = WebhookReceiver()
+      try closed.start()
+      let port = URL(string: closed.url)?.port ?? 0
+      closed.stop()
+      let id = try await service.createTask([
+        "targetUrl": .string("http://user:TGTPASS_1234@127.0.0.1:\(port)/submit"),
+        "onCompleteUrl": .string("http://hook:HOOKPASS_5678@127.0.0.1:\(port)/hooks"),
+      ])
+      _ = try await service.waitForEnd(id)
+      var abandoned: [JSONValue] = []
+      for _ in 0..<200 {
+        let (_, json) = try await service.call("GET", "/v1/deliveries?state=abandoned")
+        abandoned = json["deliveries"]?.arrayValue ?? []
+        if !abandoned.isEmpty { break }
+        try await Task.sleep(for: .milliseconds(25))
+      }
+      #expect(abandoned.count == 1)
+
+      let (_, events) = try await service.call("GET", "/v1/tasks/\(id)/events")
+      let (_, deliveries) = try await service.call("GET", "/v1/tasks/\(id)/deliveries")
+      let (_, redelivered) = try await service.call("POST", "/v1/tasks/\(id)/redeliver")
+      let texts = [
+        events.serialized(), deliveries.serialized(), redelivered.serialized(),
+        JSONValue.array(abandoned).serialized(),
+      ]
+      #expect(events.serialized().contains("cannot connect"), "\(events.serialized())")
+      #expect(deliveries.serialized().contains("***"), "\(deliveries.serialized())")
+      for text in texts {
+        #expect(!text.contains("TGTPASS_1234"), "\(text)")
+        #expect(!text.contains("HOOKPASS_5678"), "\(text)")
+      }
+    }
+  }
+
   @Test func abandonedDeliveryIsListed() async throws {
     try await withStack(configure: { $0.webhookRetention = 0.5 }) { service, _, receiver in
       receiver.setStatus(500)
