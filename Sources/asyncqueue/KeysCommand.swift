@@ -180,6 +180,12 @@ private func revokeKey(_ arguments: [String]) {
 func runSecret(_ arguments: [String]) {
   let usage =
     "usage: asyncqueue secret show [--team TEAM] [--data-dir DIR] [--database URL] [--config FILE]"
+  if arguments.first == "--help" || arguments.first == "-h" {
+    print(usage)
+    print(
+      "\nSubcommands:\n  show    Print a team's webhook signing secret (see 'secret show --help').")
+    return
+  }
   guard arguments.first == "show" else { fail(usage) }
   let teamFlag = FlagSpec(
     name: "team", environment: nil, valueName: "TEAM",

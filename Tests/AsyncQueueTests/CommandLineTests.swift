@@ -49,6 +49,16 @@ func runCommand(
     return path
   }
 
+  @Test func everyCommandHasHelp() throws {
+    // The top-level help tells users to run '<command> --help' for each of these.
+    for command in ["serve", "keys", "secret", "migrate", "tasks", "providers", "plugins"] {
+      let result = try runCommand([command, "--help"])
+      #expect(result.status == 0, "\(command) --help: \(result.stderr)")
+      #expect(
+        result.stdout.contains("asyncqueue \(command)"), "\(command) --help: \(result.stdout)")
+    }
+  }
+
   @Test func printConfigMasksSecretsAndMerges() throws {
     let file = writeConfig(
       #"{"port": 9100, "apiKeys": ["cli-secret-key-1"], "webhookSecret": "whsec_cli_hidden"}"#)
