@@ -50,7 +50,7 @@ func runCommand(
   }
 
   @Test func everyCommandHasHelp() throws {
-    // The top-level help tells users to run '<command> --help' for each of these.
+    // The top-level help lists '<command> --help' for each of these.
     for command in ["serve", "keys", "secret", "migrate", "tasks", "providers", "plugins"] {
       let result = try runCommand([command, "--help"])
       #expect(result.status == 0, "\(command) --help: \(result.stderr)")
