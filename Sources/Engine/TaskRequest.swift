@@ -76,10 +76,15 @@ public struct TaskRequestParser: Sendable {
     do {
       document = try JSONValue.parse(body)
     } catch {
-      throw RequestError(code: "invalid_json", "request body is not valid JSON: \(error)")
+      throw RequestError(
+        code: "invalid_json",
+        "request body is not valid JSON: \(error.reason); send one JSON object such as "
+          + #"{"targetUrl": "https://…"}"#)
     }
     guard let fields = document.objectValue else {
-      throw RequestError(code: "invalid_json", "request body must be a JSON object")
+      throw RequestError(
+        code: "invalid_json",
+        "request body must be a JSON object; got \(Verdict.shape(of: document))")
     }
     for key in fields.keys.sorted() where !Self.fields.contains(key) {
       throw RequestError(

@@ -205,7 +205,9 @@ public final class PluginHost: EnginePlugins, @unchecked Sendable {
     let states = lock.withLock { pool }
     do {
       let value = try states.call(plugin: plugin.name, hook: hook, context: context)
-      return value.isNull ? nil : value
+      // Not a conditional expression: `nil` there would become JSONValue.null.
+      guard !value.isNull else { return nil }
+      return value
     } catch {
       logger.error(
         "plugin hook failed; the task goes on without it",

@@ -99,7 +99,10 @@ enum JSONText {
     reader.skipWhitespace()
     guard let value = reader.value(depth: 0) else { return nil }
     reader.skipWhitespace()
-    return reader.index == bytes.count ? value : nil
+    // Not a conditional expression: JSONValue is ExpressibleByNilLiteral, so `nil` there would
+    // become JSONValue.null and text after the document would parse as null.
+    guard reader.index == bytes.count else { return nil }
+    return value
   }
 
   private struct Reader {

@@ -48,7 +48,9 @@ extension JSONValue: Codable {
 
 /// The error thrown when text is not valid JSON.
 public struct JSONParseError: Error, CustomStringConvertible, Sendable {
-  public let description: String
+  /// The problem and its position, as Foundation's parser reports them, without a prefix.
+  public let reason: String
+  public var description: String { "invalid JSON: \(reason)" }
 }
 
 extension JSONValue {
@@ -69,7 +71,7 @@ extension JSONValue {
     do {
       return try JSONDecoder().decode(JSONValue.self, from: data)
     } catch {
-      throw JSONParseError(description: Self.describeInvalid(data))
+      throw JSONParseError(reason: Self.describeInvalid(data))
     }
   }
 
@@ -78,12 +80,12 @@ extension JSONValue {
   private static func describeInvalid(_ data: Data) -> String {
     do {
       _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
-      return "invalid JSON: a value is out of range"
+      return "a value is out of range"
     } catch {
       if let reason = (error as NSError).userInfo["NSDebugDescription"] as? String {
-        return "invalid JSON: \(reason)"
+        return reason
       }
-      return "invalid JSON"
+      return "the text is not JSON"
     }
   }
 

@@ -52,6 +52,12 @@ import Testing
     }
   }
 
+  @Test func trailingTextIsInvalid() {
+    for text in [#"{"a":1} xyz"#, "[1] 2", "null x", "{} {}"] {
+      #expect(throws: JSONParseError.self, "input: \(text)") { try JSONValue.parse(text) }
+    }
+  }
+
   @Test func nonFiniteDoubleWritesNull() {
     #expect(JSONValue.array([.double(.infinity)]).serialized() == "null")
   }

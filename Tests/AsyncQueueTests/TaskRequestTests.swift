@@ -49,6 +49,23 @@ import Testing
     let error = rejection(#"{"targetUrl": "#)
     #expect(error?.code == "invalid_json")
     #expect(error?.status == 400)
+    let message = error?.message ?? ""
+    #expect(message.hasPrefix("request body is not valid JSON: "), "\(message)")
+    #expect(!message.contains("invalid JSON"), "the reason is not prefixed twice: \(message)")
+    #expect(message.contains("send one JSON object"), "\(message)")
+  }
+
+  @Test func trailingTextAfterObjectIsRejected() {
+    let error = rejection(#"{"targetUrl": "https://example.com"} xyz"#)
+    #expect(error?.code == "invalid_json")
+    #expect(error?.message.contains("must be a JSON object") == false, "\(error?.message ?? "")")
+  }
+
+  @Test func nonObjectBodyNamesItsShape() {
+    let error = rejection("[1, 2]")
+    #expect(error?.code == "invalid_json")
+    #expect(
+      error?.message.contains("must be a JSON object; got") == true, "\(error?.message ?? "")")
   }
 
   @Test func missingTargetUrlIsNamed() {
