@@ -106,7 +106,8 @@ let requestCompleted: MHD_RequestCompletedCallback = { _, _, requestSlot, _ in
 private func payloadTooLarge(_ limit: Int) -> HTTPResponse {
   .json(
     413,
-    "{\"error\":\"request body exceeds the limit of \(limit) bytes\",\"code\":\"payload_too_large\"}"
+    "{\"code\":\"payload_too_large\",\"error\":\"request body exceeds the limit of \(limit) bytes; "
+      + "pass large inputs as URLs that the provider downloads\"}"
   )
 }
 
