@@ -254,7 +254,15 @@ private func cancelTask(_ flags: ParsedFlags) async {
   if flags.bool("json") {
     printJSON(response.json)
   } else {
-    print("task \(id): \(response.json["task"]?["status"]?.stringValue ?? "cancel requested")")
+    let status = response.json["task"]?["status"]?.stringValue ?? "unknown"
+    // 202 means the provider was asked to stop the job and the task ends when it answers.
+    if response.status == 202 {
+      print(
+        "task \(id): cancel requested; the task ends when the provider stops the job (now \(status))"
+      )
+    } else {
+      print("task \(id): \(status)")
+    }
   }
 }
 

@@ -226,6 +226,13 @@ func runCommand(
     #expect(wrongKey.status == 2)
     #expect(wrongKey.stderr.contains("--api-key"))
 
+    let delayed = try await service.createTask([
+      "targetUrl": .string(target.url), "delayUntil": "2099-01-01T00:00:00Z",
+    ])
+    let cancelled = try runCommand(["tasks", "cancel", delayed], environment: environment)
+    #expect(cancelled.status == 0, "\(cancelled.stderr)")
+    #expect(cancelled.stdout == "task \(delayed): cancelled\n", "\(cancelled.stdout)")
+
     for command in ["cancel", "events"] {
       let result = try runCommand(["tasks", command, id], environment: environment)
       #expect(result.stderr.isEmpty || result.stderr.hasPrefix("asyncqueue: "), "\(result.stderr)")
