@@ -255,7 +255,7 @@ private func cancelTask(_ flags: ParsedFlags) async {
     printJSON(response.json)
   } else {
     let status = response.json["task"]?["status"]?.stringValue ?? "unknown"
-    // 202 means the provider was asked to stop the job and the task ends when it answers.
+    // A 202 means the provider was asked to stop the job, and the task ends when it responds.
     if response.status == 202 {
       print(
         "task \(id): cancel requested; the task ends when the provider stops the job (now \(status))"
