@@ -81,12 +81,7 @@ extension PostgresStore {
   public func deliveries(teamId: String, state: String, limit: Int) throws(StorageError)
     -> [DeliveryRecord]
   {
-    let condition: String
-    switch state {
-    case "pending": condition = "next_attempt_at IS NOT NULL"
-    case "delivered": condition = "delivered_at IS NOT NULL"
-    default: condition = "next_attempt_at IS NULL AND delivered_at IS NULL"
-    }
+    let condition = StoreRows.deliveryCondition(state: state)
     let rows = try withConnection("deliveries") { connection throws(StorageError) in
       try connection.query(
         """

@@ -32,12 +32,7 @@ extension SQLiteStore {
   public func deliveries(teamId: String, state: String, limit: Int) throws(StorageError)
     -> [DeliveryRecord]
   {
-    let condition: String
-    switch state {
-    case "pending": condition = "next_attempt_at IS NOT NULL"
-    case "delivered": condition = "delivered_at IS NOT NULL"
-    default: condition = "next_attempt_at IS NULL AND delivered_at IS NULL"
-    }
+    let condition = StoreRows.deliveryCondition(state: state)
     let rows = try withConnection { database throws(StorageError) in
       try database.query(
         """

@@ -12,6 +12,16 @@ enum StoreRows {
     created_at, last_status, last_error
     """
 
+  /// Returns the SQL condition that selects deliveries in `state`: pending, delivered, or
+  /// abandoned for any other value.
+  static func deliveryCondition(state: String) -> String {
+    switch state {
+    case "pending": return "next_attempt_at IS NOT NULL"
+    case "delivered": return "delivered_at IS NOT NULL"
+    default: return "next_attempt_at IS NULL AND delivered_at IS NULL"
+    }
+  }
+
   static func delivery(_ row: [SQLValue]) -> DeliveryRecord {
     var payload: [UInt8] = []
     if case .blob(let bytes) = row[5] { payload = bytes }

@@ -228,6 +228,18 @@ import Testing
     }
   }
 
+  /// Returns the abandoned deliveries once there are any, polling for up to 5 s.
+  func abandonedDeliveries(_ service: TestService) async throws -> [JSONValue] {
+    var abandoned: [JSONValue] = []
+    for _ in 0..<200 {
+      let (_, json) = try await service.call("GET", "/v1/deliveries?state=abandoned")
+      abandoned = json["deliveries"]?.arrayValue ?? []
+      if !abandoned.isEmpty { break }
+      try await Task.sleep(for: .milliseconds(25))
+    }
+    return abandoned
+  }
+
   @Test func urlPasswordsStayMaskedInTimelineAndDeliveries() async throws {
     try await withStack(configure: { $0.webhookRetention = 0.5 }) { service, _, _ in
       // A receiver that is stopped leaves a port that refuses connections, so the stored
@@ -241,13 +253,7 @@ import Testing
         "onCompleteUrl": .string("http://hook:HOOKPASS_5678@127.0.0.1:\(port)/hooks"),
       ])
       _ = try await service.waitForEnd(id)
-      var abandoned: [JSONValue] = []
-      for _ in 0..<200 {
-        let (_, json) = try await service.call("GET", "/v1/deliveries?state=abandoned")
-        abandoned = json["deliveries"]?.arrayValue ?? []
-        if !abandoned.isEmpty { break }
-        try await Task.sleep(for: .milliseconds(25))
-      }
+      let abandoned = try await abandonedDeliveries(service)
       #expect(abandoned.count == 1)
 
       let (_, events) = try await service.call("GET", "/v1/tasks/\(id)/events")
@@ -277,13 +283,7 @@ import Testing
       ])
       let task = try await service.waitForEnd(id)
       #expect(task["status"]?.stringValue == "completed", "a failing webhook changes nothing")
-      var abandoned: [JSONValue] = []
-      for _ in 0..<200 {
-        let (_, json) = try await service.call("GET", "/v1/deliveries?state=abandoned")
-        abandoned = json["deliveries"]?.arrayValue ?? []
-        if !abandoned.isEmpty { break }
-        try await Task.sleep(for: .milliseconds(25))
-      }
+      let abandoned = try await abandonedDeliveries(service)
       #expect(abandoned.first?["taskId"]?.stringValue == id)
       #expect(abandoned.first?["lastStatus"]?.intValue == 500)
     }
