@@ -36,6 +36,7 @@ extension APIRouter {
     guard let events = try? engine.store.events(taskId: id) else {
       return errorResponse(500, "storage_error", "the timeline could not be read; try again")
     }
+    let scrub = engine.scrubber(for: task)
     let items: [JSONValue] = events.map { event in
       [
         "at": .string(Timestamp.iso8601(seconds: event.at)), "kind": .string(event.kind),
@@ -43,7 +44,7 @@ extension APIRouter {
         "state": event.state.map { .string($0) } ?? .null,
         "latencyMs": event.latencyMs.map { .int(Int64($0)) } ?? .null,
         // Stored errors can quote a URL with its password, so they are scrubbed when shown.
-        "error": event.error.map { .string(engine.scrub($0, for: task)) } ?? .null,
+        "error": event.error.map { .string(scrub($0)) } ?? .null,
       ]
     }
     return .json(200, JSONValue.object(["events": .array(items)]).serialized())
@@ -111,8 +112,9 @@ extension APIRouter {
     -> JSONValue
   {
     let url = TaskPresenter.maskedURL(delivery.url)
+    let scrubTask = task.map { engine.scrubber(for: $0) }
     let scrub = { (text: String) -> String in
-      let scrubbed = task.map { self.engine.scrub(text, for: $0) } ?? text
+      let scrubbed = scrubTask?(text) ?? text
       // Without the task, the delivery's own URL is still masked wherever the text quotes it.
       return scrubbed.replacingOccurrences(of: delivery.url, with: url)
     }

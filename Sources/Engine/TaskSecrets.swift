@@ -30,15 +30,6 @@ extension TaskRecord {
     }
     return forms
   }
-
-  /// Returns `text` with every credential of this task replaced by `***`.
-  func redactingSecrets(_ text: String) -> String {
-    var result = text
-    for secret in secrets where result.contains(secret) {
-      result = result.replacingOccurrences(of: secret, with: "***")
-    }
-    return result
-  }
 }
 
 extension TaskPresenter {
@@ -58,16 +49,28 @@ extension Engine {
   /// Returns `text` with the task's credentials replaced by `***`: its credential headers,
   /// URL passwords, and the secrets of the vault tokens its headers name.
   public func scrub(_ text: String, for task: TaskRecord) -> String {
-    var result = task.redactingSecrets(text)
+    scrubber(for: task)(text)
+  }
+
+  /// Returns a function that scrubs texts as `scrub(_:for:)` does, reading the task's vault
+  /// tokens once, for callers that scrub several texts of one task.
+  public func scrubber(for task: TaskRecord) -> (String) -> String {
+    var vaultForms: [String] = []
     for (_, value) in task.headers where value.hasPrefix("tok_") {
       guard let token = try? store.token(id: value), token.teamId == task.teamId,
         let secret = SecretBox.open(token.sealedValue, key: config.vaultKey)
       else { continue }
-      for form in TaskRecord.secretForms(of: secret).sorted(by: { $0.count > $1.count })
-      where form.count >= 4 {
+      vaultForms += TaskRecord.secretForms(of: secret).sorted(by: { $0.count > $1.count })
+        .filter { $0.count >= 4 }
+    }
+    // The task's own credentials come first, each list longest first.
+    let forms = task.secrets + vaultForms
+    return { text in
+      var result = text
+      for form in forms where result.contains(form) {
         result = result.replacingOccurrences(of: form, with: "***")
       }
+      return result
     }
-    return result
   }
 }
