@@ -10,9 +10,8 @@ public enum TaskPresenter {
   ].map { Array($0.utf8) }
 
   public static func isSensitiveHeader(_ name: String) -> Bool {
-    // The standard library's firstRange(of:) was 9 % of the create path's CPU time, so this
-    // searches bytes. A non-ASCII name is lowercased as Unicode first, because a few letters,
-    // such as the Kelvin sign, lowercase to ASCII ones.
+    // Searches bytes, because firstRange(of:) was 9 % of the create path's CPU time. A non-ASCII
+    // name is lowercased as Unicode first, because the Kelvin sign lowercases to an ASCII "k".
     let ascii = name.utf8.allSatisfy { $0 < 0x80 } ? name : name.lowercased()
     let lowered = ascii.utf8.map { (65...90).contains($0) ? $0 | 0x20 : $0 }
     return sensitiveHeaderParts.contains { part in

@@ -38,10 +38,8 @@ let accessHandler: MHD_AccessHandlerCallback = {
     requestSlot.pointee = Unmanaged.passRetained(state).toOpaque()
     if let declared = declaredContentLength(connection), declared > context.maxBodyBytes {
       state.bodyTooLarge = true
-      // A client waiting for "100 Continue" has sent no body yet, and a body over the drain
-      // limit is not worth reading, so both get the 413 now.
-      // Other bodies are read and discarded first, because closing on unread data resets the
-      // connection, and the reset can destroy the 413 before the client reads it.
+      // Closing on unread data resets the connection, which can lose the 413, so the body is
+      // drained first, unless the client awaits "100 Continue" or declares over the drain limit.
       if expectsContinue(connection) || declared > context.drainLimit {
         state.responded = true
         return queue(payloadTooLarge(context.maxBodyBytes), on: connection)

@@ -240,7 +240,7 @@ import Testing
     return abandoned
   }
 
-  @Test func urlPasswordsStayMaskedInTimelineAndDeliveries() async throws {
+  @Test func urlPasswordsMaskedInHistoryViews() async throws {
     try await withStack(configure: { $0.webhookRetention = 0.5 }) { service, _, _ in
       // A receiver that is stopped leaves a port that refuses connections, so the stored
       // errors quote each URL with its password.

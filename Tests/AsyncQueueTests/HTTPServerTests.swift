@@ -118,8 +118,8 @@ struct HTTPServerTests {
 
   @Test func oversizeBodyDrainedBefore413() async throws {
     try await withServer(maxBodyBytes: 100, handler: echo) { server in
-      // A client that sends its whole body before reading must still get the 413: a server
-      // that closed on the unread body would reset the connection under the client's writes.
+      // The client writes its whole body before reading, so a server that closed on the unread
+      // body would reset the connection under these writes.
       let connection = try RawHTTPConnection(port: server.port)
       try connection.writeRequest("POST", "/big", body: [UInt8](repeating: 65, count: 4 << 20))
       let response = try connection.readResponse()
