@@ -78,7 +78,8 @@ public struct TaskRequestParser: Sendable {
     } catch {
       throw RequestError(
         code: "invalid_json",
-        "request body is not valid JSON: \(error.reason); send one JSON object such as "
+        "request body is not valid JSON: \(error.reason.trimmingSuffix(".")); send one JSON "
+          + "object such as "
           + #"{"targetUrl": "https://…"}"#)
     }
     guard let fields = document.objectValue else {
@@ -378,5 +379,12 @@ public struct TaskRequestParser: Sendable {
 
   private func quoted(_ text: String) -> String {
     "'" + (text.count > 100 ? String(text.prefix(100)) + "…" : text) + "'"
+  }
+}
+
+extension String {
+  /// Returns the string without one trailing `suffix`, when it ends with it.
+  fileprivate func trimmingSuffix(_ suffix: String) -> String {
+    hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
   }
 }

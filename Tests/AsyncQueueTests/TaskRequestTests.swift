@@ -53,6 +53,7 @@ import Testing
     #expect(message.hasPrefix("request body is not valid JSON: "), "\(message)")
     #expect(!message.contains("invalid JSON"), "the reason is not prefixed twice: \(message)")
     #expect(message.contains("send one JSON object"), "\(message)")
+    #expect(!message.contains(".;"), "\(message)")
   }
 
   @Test func trailingTextAfterObjectIsRejected() {
